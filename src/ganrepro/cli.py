@@ -1,0 +1,162 @@
+"""`ganrepro`: the command line every Snakemake rule calls.
+
+Errors a user can fix (GanreproError) are printed as one line, `Error: ...`, with exit
+status 1 and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+import yaml
+
+from ganrepro import __version__
+from ganrepro import config as cfgmod
+from ganrepro.errors import ConfigError, GanreproError
+
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except GanreproError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="ganrepro")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+def main(verbose: bool) -> None:
+    """Reproduce 'Generative Adversarial Transformers' step by step."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------------------- config
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect configs."""
+
+
+@config_group.command("show")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="Config file to validate and complete.")
+def config_show(config_path: str) -> None:
+    """Validate a config and print it with every default filled in."""
+    click.echo(yaml.safe_dump(cfgmod.load(config_path), sort_keys=False), nl=False)
+
+
+# ---------------------------------------------------------------------------- data
+
+@main.group("data")
+def data_group() -> None:
+    """Prepare and inspect datasets."""
+
+
+def _parse_sets(pairs: tuple[str, ...]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set resolution=64")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
+                 sets: tuple[str, ...]) -> tuple[dict, str]:
+    """The resolved spec of dataset `name` and the cache dir, from --spec or a config."""
+    overrides = _parse_sets(sets)
+    if spec_json is not None:
+        try:
+            raw = json.loads(spec_json)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"--spec is not valid JSON ({err})") from None
+        return cfgmod.resolve_dataset(name, {**raw, **overrides}), "resources"
+    path = config_path or DEFAULT_CONFIG
+    if config_path is None and not Path(path).exists():
+        cfg = cfgmod.resolve({"datasets": {name: {"source": name}}}) if name in cfgmod.source_names() else None
+        if cfg is None:
+            raise ConfigError(f"no config given and {path} does not exist; pass --config FILE "
+                              f"or use a source name ({', '.join(cfgmod.source_names())})")
+    else:
+        cfg = cfgmod.load(path)
+    if name in cfg["datasets"]:
+        raw = cfg["datasets"][name]
+    elif name in cfgmod.source_names():
+        raw = {"source": name}
+    else:
+        raise ConfigError(
+            f"dataset {name!r} is neither defined in {path} (it defines: "
+            f"{', '.join(cfg['datasets'])}) nor a source name ({', '.join(cfgmod.source_names())})")
+    return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfg["cache_dir"]
+
+
+@data_group.command("prepare")
+@click.argument("name")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help=f"Config whose `datasets.NAME` entry to use [default: {DEFAULT_CONFIG}].")
+@click.option("--spec", "spec_json", help="The dataset entry as JSON instead of a config (Snakemake passes this).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override one key of the dataset entry (repeatable), e.g. --set resolution=64.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: results/datasets/NAME].")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Archive cache [default: the config's cache_dir].")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes decoding images (results do not depend on it).")
+@click.option("--png/--no-png", default=False, show_default=True, help="Also export the images as PNGs under OUT/png/.")
+def data_prepare(name, config_path, spec_json, sets, out, cache_dir, workers, png) -> None:
+    """Prepare dataset NAME: a `datasets` entry of the config, or a source name
+    (shapes, cartoonset10k, cartoonset100k, clevr, folder) with its defaults."""
+    from ganrepro import data
+
+    if spec_json is not None and config_path is not None:
+        raise ConfigError("give either --spec or --config, not both")
+    spec, default_cache = dataset_spec(name, config_path, spec_json, sets)
+    manifest = data.prepare(name, spec, out or f"results/datasets/{name}",
+                            cache_dir=cache_dir or default_cache, workers=workers, png=png)
+    click.echo(f"{name}: {manifest.count} images, {manifest.resolution}x{manifest.resolution}x"
+               f"{manifest.channels}, {len(manifest.skipped)} skipped -> {out or f'results/datasets/{name}'}")
+
+
+@data_group.command("export-png")
+@click.argument("dataset", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), help="Folder for the PNGs [default: DATASET/png].")
+@click.option("--limit", type=click.IntRange(1), help="Export only the first N images.")
+def data_export_png(dataset, out, limit) -> None:
+    """Write a prepared dataset's images as PNG files for inspection."""
+    from ganrepro.data import export_png
+
+    n = export_png(dataset, out or Path(dataset) / "png", limit)
+    click.echo(f"wrote {n} PNGs to {out or Path(dataset) / 'png'}")
+
+
+# ---------------------------------------------------------------------------- bench
+
+@main.group("bench")
+def bench_group() -> None:
+    """Benchmarks whose numbers go in the README (with the device they ran on)."""
+
+
+@bench_group.command("data")
+@click.option("--num-images", default=10000, show_default=True, type=click.IntRange(1),
+              help="Scenes to generate for the `shapes` timing.")
+@click.option("--resolution", default=32, show_default=True, type=int, help="Resolution of the generated scenes.")
+@click.option("--loader-resolution", default=64, show_default=True, type=int,
+              help="Resolution of the dataset the loader reads.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+def bench_data(num_images, resolution, loader_resolution, batch_size) -> None:
+    """Time `shapes` generation and the training loader on this machine."""
+    from ganrepro.bench import bench_data as run
+
+    for line in run(num_images, resolution, loader_resolution, batch_size):
+        click.echo(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Load, validate and complete a ganrepro config.
+
+One schema (workflow/schemas/config.schema.yaml, shipped inside the package as
+ganrepro/schemas/config.schema.yaml) serves two users: Snakemake's validate() in the
+Snakefile and every `ganrepro` command that reads a config. This module turns the first
+schema violation into one sentence that names the key and what is allowed, fills in the
+defaults, and adds the checks JSON Schema cannot express (ascending kimg, min <= max).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema.exceptions import ValidationError, best_match
+
+from ganrepro.errors import ConfigError
+
+SCHEMA_RESOURCE = "schemas/config.schema.yaml"
+SCHEMA_DOC = "workflow/schemas/config.schema.yaml"
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The config schema as a dict (read once)."""
+    text = resources.files("ganrepro").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def schema_path() -> Path:
+    """Filesystem path of the schema file (for Snakemake's validate())."""
+    return Path(str(resources.files("ganrepro").joinpath(SCHEMA_RESOURCE)))
+
+
+def _validator(sub: dict[str, Any]) -> jsonschema.protocols.Validator:
+    # A sub-schema carries the root's $defs along so its "#/$defs/..." refs resolve.
+    root = schema()
+    cls = jsonschema.validators.validator_for(root)
+    return cls({**sub, "$schema": root["$schema"], "$defs": root["$defs"]})
+
+
+def dataset_schema() -> dict[str, Any]:
+    return schema()["$defs"]["dataset"]
+
+
+# ---------------------------------------------------------------------------- messages
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _allowed_keys(sub: dict[str, Any], instance: Any) -> list[str]:
+    """Keys the schema `sub` accepts for `instance`, including matching if/then branches."""
+    if "$ref" in sub:
+        sub = schema()["$defs"][sub["$ref"].rsplit("/", 1)[-1]]
+    keys = list(sub.get("properties", {}))
+    for branch in sub.get("allOf", []):
+        if "if" in branch and _validator(branch["if"]).is_valid(instance):
+            keys += [k for k in branch["then"].get("properties", {}) if k not in keys]
+    return keys
+
+
+def _schema_at(path) -> dict[str, Any]:
+    """The schema node describing the instance at `path` (best effort, for messages)."""
+    node = schema()
+    for part in path:
+        if "$ref" in node:
+            node = schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        if isinstance(part, int):
+            node = node.get("items", {})
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        else:
+            node = node.get("additionalProperties", {}) or {}
+    if "$ref" in node:
+        node = schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string",
+               "boolean": "true or false", "array": "a list", "object": "a mapping",
+               "null": "null"}
+
+
+def _describe(error: ValidationError, prefix=()) -> str:
+    path = list(prefix) + list(error.absolute_path)
+    key = _key(path)
+    got = json.dumps(error.instance, default=str)
+    v = error.validator
+    if v in ("additionalProperties", "unevaluatedProperties"):
+        allowed = _allowed_keys(_schema_at(path), error.instance)
+        extra = sorted(k for k in error.instance if k not in allowed)
+        where = f"'{key}'" if path else "the top level"
+        return (f"unknown config key {', '.join(repr(_key(path + [k])) for k in extra)}; "
+                f"allowed keys in {where}: {', '.join(allowed)}")
+    if "propertyNames" in error.absolute_schema_path:
+        return (f"name {got} in '{key}' is not allowed: use lower-case letters, digits, "
+                "'-' and '_', starting with a letter or digit (at most 64 characters)")
+    if v == "enum":
+        allowed = ", ".join(json.dumps(x) for x in error.validator_value)
+        return f"config key '{key}' is {got}; allowed values: {allowed}"
+    if v == "type":
+        types = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+        return f"config key '{key}' must be {' or '.join(_TYPE_WORDS.get(t, t) for t in types)} (got {got})"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
+        return f"config key '{key}' must be {op} {error.validator_value} (got {got})"
+    if v == "required":
+        missing = [k for k in error.validator_value if k not in error.instance]
+        return f"config key '{key}' is missing required key(s): {', '.join(missing)}"
+    if v == "uniqueItems":
+        return f"config key '{key}' must not repeat values (got {got})"
+    if v in ("minItems", "minProperties"):
+        return f"config key '{key}' must not be empty"
+    if v == "pattern" and "sha256" in key:
+        return f"config key '{key}' must be 64 lower-case hexadecimal digits (got {got})"
+    return f"config key '{key}': {error.message}"
+
+
+def _validate(instance: Any, sub: dict[str, Any], prefix=()) -> None:
+    error = best_match(_validator(sub).iter_errors(instance), key=_relevance)
+    if error is not None:
+        raise ConfigError(_describe(error, prefix))
+
+
+def _relevance(error: ValidationError):
+    # Prefer the deepest error, then the one best_match would pick anyway.
+    return (len(error.absolute_path),) + jsonschema.exceptions.relevance(error)
+
+
+# ---------------------------------------------------------------------------- defaults
+
+def _fill_defaults(sub: dict[str, Any], instance: Any) -> None:
+    if "$ref" in sub:
+        sub = schema()["$defs"][sub["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(instance, dict):
+        return
+    props = sub.get("properties", {})
+    for key, prop in props.items():
+        if key not in instance and "default" in prop:
+            instance[key] = copy.deepcopy(prop["default"])
+        if key in instance:
+            _fill_defaults(prop, instance[key])
+    extra = sub.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in instance:
+            if key not in props:
+                _fill_defaults(extra, instance[key])
+    for branch in sub.get("allOf", []):
+        if "if" in branch and _validator(branch["if"]).is_valid(instance):
+            _fill_defaults(branch["then"], instance)
+
+
+# ---------------------------------------------------------------------------- checks beyond the schema
+
+def _check_dataset(name: str, spec: dict[str, Any]) -> None:
+    if spec["source"] == "shapes" and spec["min_objects"] > spec["max_objects"]:
+        raise ConfigError(
+            f"config key 'datasets.{name}.min_objects' ({spec['min_objects']}) must not "
+            f"exceed 'datasets.{name}.max_objects' ({spec['max_objects']})")
+
+
+def _check(cfg: dict[str, Any]) -> None:
+    kimg = cfg["kimg"]
+    if any(b <= a for a, b in zip(kimg, kimg[1:])):
+        raise ConfigError(f"config key 'kimg' must be strictly ascending (got {kimg}), "
+                          f"e.g. {sorted(set(kimg))}")
+    for name, spec in cfg["datasets"].items():
+        _check_dataset(name, spec)
+
+
+# ---------------------------------------------------------------------------- public API
+
+def resolve(cfg: Any, origin: str | None = None) -> dict[str, Any]:
+    """Validate `cfg`, fill in defaults, run the extra checks; return a new dict.
+
+    Raises ConfigError with one sentence naming the key (and `origin`, the file, if given).
+    """
+    try:
+        if not isinstance(cfg, dict):
+            raise ConfigError("a config must be a mapping of keys to values "
+                              f"(got {type(cfg).__name__})")
+        _validate(cfg, schema())
+        out = copy.deepcopy(cfg)
+        _fill_defaults(schema(), out)
+        _check(out)
+    except ConfigError as err:
+        if origin:
+            raise ConfigError(f"{origin}: {err} (schema: {SCHEMA_DOC})") from None
+        raise ConfigError(f"{err} (schema: {SCHEMA_DOC})") from None
+    return out
+
+
+def resolve_dataset(name: str, spec: Any) -> dict[str, Any]:
+    """Validate and complete one dataset entry (as found under `datasets.<name>`)."""
+    try:
+        if not isinstance(spec, dict):
+            raise ConfigError(f"config key 'datasets.{name}' must be a mapping with at "
+                              f"least a 'source' key (got {json.dumps(spec, default=str)})")
+        _validate(spec, dataset_schema(), prefix=("datasets", name))
+        out = copy.deepcopy(spec)
+        _fill_defaults(dataset_schema(), out)
+        _check_dataset(name, out)
+    except ConfigError as err:
+        raise ConfigError(f"{err} (schema: {SCHEMA_DOC})") from None
+    return out
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; a missing file or a syntax error names the file and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read, validate and complete a config file."""
+    return resolve(read_yaml(path), origin=str(path))
+
+
+def source_names() -> list[str]:
+    return list(dataset_schema()["properties"]["source"]["enum"])
+
+
+def model_names() -> list[str]:
+    return list(schema()["properties"]["models"]["items"]["enum"])

@@ -1,0 +1,157 @@
+"""Resumable, verified downloads into the archive cache.
+
+A download goes to `<file>.part`; a cut-off transfer resumes where it stopped with an
+HTTP Range request (within this call, and again on the next run), and only a file whose
+size and SHA-256 match is renamed to its final name. A `<file>.sha256` note beside it
+records a verified digest so later runs need not hash gigabytes again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import requests
+from tqdm import tqdm
+
+from ganrepro.errors import DownloadError
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK * 8):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _note(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _cached(dest: Path, sha256: str | None, size: int | None) -> str | None:
+    """Digest of a usable cached archive, or None (a bad one is deleted)."""
+    if not dest.exists():
+        return None
+    actual_size = dest.stat().st_size
+    note = _note(dest)
+    recorded = note.read_text().split()[0] if note.exists() else None
+    if recorded and (sha256 in (None, recorded)) and size in (None, actual_size):
+        return recorded
+    digest = sha256_file(dest)
+    expected = sha256 or recorded
+    if (expected and digest != expected) or (size is not None and actual_size != size):
+        log.warning("cached %s does not match its expected checksum or size; "
+                    "deleting it and downloading again", dest)
+        dest.unlink()
+        note.unlink(missing_ok=True)
+        return None
+    note.write_text(f"{digest}  {dest.name}\n")
+    return digest
+
+
+def fetch(url: str, dest: str | Path, sha256: str | None = None, size: int | None = None,
+          retries: int = 5, timeout: float = 60.0) -> str:
+    """Make sure `dest` holds the archive at `url`; return its SHA-256.
+
+    sha256=None trusts the first complete download and records its digest (a warning
+    says so); later runs verify against that record.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest = _cached(dest, sha256, size)
+    if digest is not None:
+        log.info("using cached %s (sha256 %s)", dest, digest)
+        return digest
+    part = dest.with_name(dest.name + ".part")
+    if urlparse(url).scheme == "file":
+        _copy_local(url, part)
+    elif urlparse(url).scheme in ("http", "https"):
+        _download(url, part, retries, timeout)
+    else:
+        raise DownloadError(f"cannot download {url!r}: only http, https and file URLs are allowed")
+    actual_size = part.stat().st_size
+    if size is not None and actual_size != size:
+        part.unlink()
+        raise DownloadError(f"{url} gave {actual_size} bytes but {size} were expected; "
+                            f"the partial file was deleted, run again to retry")
+    digest = sha256_file(part)
+    if sha256 is not None and digest != sha256:
+        part.unlink()
+        raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {digest}; "
+                            f"the file was deleted. If the source really changed, set the "
+                            f"expected sha256 in the config")
+    if sha256 is None:
+        log.warning("no published checksum is known for %s; recorded sha256 %s of this download "
+                    "in %s and will verify against it from now on (put it in the config's "
+                    "sha256 key to pin it)", url, digest, _note(dest))
+    os.replace(part, dest)
+    _note(dest).write_text(f"{digest}  {dest.name}\n")
+    return digest
+
+
+def _copy_local(url: str, part: Path) -> None:
+    src = Path(unquote(urlparse(url).path))
+    if not src.is_file():
+        raise DownloadError(f"{url}: no such file")
+    shutil.copyfile(src, part)
+
+
+def _download(url: str, part: Path, retries: int, timeout: float) -> None:
+    failures = 0
+    with requests.Session() as session:
+        while True:
+            offset = part.stat().st_size if part.exists() else 0
+            try:
+                if _transfer(session, url, part, offset, timeout):
+                    return
+            except RETRYABLE as err:
+                failures += 1
+                got = part.stat().st_size if part.exists() else 0
+                if failures > retries:
+                    raise DownloadError(
+                        f"download of {url} was cut off {failures} times (last at {got} bytes: "
+                        f"{type(err).__name__}); run again to resume from {part}") from None
+                log.warning("download of %s cut off at %d bytes (%s); resuming, attempt %d of %d",
+                            url, got, type(err).__name__, failures, retries)
+                time.sleep(min(2.0 ** failures, 30.0) * 0.1)
+
+
+def _transfer(session: requests.Session, url: str, part: Path, offset: int, timeout: float) -> bool:
+    """One request; True when the file is complete."""
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    with session.get(url, headers=headers, stream=True, timeout=timeout) as r:
+        if r.status_code == 416 and offset:
+            return True                    # nothing left to send: the .part is complete
+        if r.status_code == 206 and not r.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+            part.unlink()                  # a range we did not ask for: start over
+            return False
+        if r.status_code == 200 and offset:
+            log.info("%s does not support resuming; downloading from the start", url)
+            offset = 0
+        elif r.status_code not in (200, 206):
+            raise DownloadError(f"{url}: HTTP {r.status_code} {r.reason}")
+        length = r.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        with open(part, "r+b" if offset else "wb") as f, tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=part.name.removesuffix(".part"), disable=None) as bar:
+            f.seek(offset)
+            f.truncate()
+            for chunk in r.iter_content(CHUNK):
+                f.write(chunk)
+                bar.update(len(chunk))
+        got = part.stat().st_size
+        if total is not None and got < total:
+            raise requests.exceptions.ChunkedEncodingError(f"stream ended at {got} of {total} bytes")
+        return True
