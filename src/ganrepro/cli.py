@@ -78,24 +78,21 @@ def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
             raw = json.loads(spec_json)
         except json.JSONDecodeError as err:
             raise ConfigError(f"--spec is not valid JSON ({err})") from None
-        return cfgmod.resolve_dataset(name, {**raw, **overrides}), "resources"
+        return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfgmod.schema()["properties"]["cache_dir"]["default"]
     path = config_path or DEFAULT_CONFIG
-    if config_path is None and not Path(path).exists():
-        cfg = cfgmod.resolve({"datasets": {name: {"source": name}}}) if name in cfgmod.source_names() else None
-        if cfg is None:
-            raise ConfigError(f"no config given and {path} does not exist; pass --config FILE "
-                              f"or use a source name ({', '.join(cfgmod.source_names())})")
-    else:
-        cfg = cfgmod.load(path)
-    if name in cfg["datasets"]:
-        raw = cfg["datasets"][name]
+    # Without --config, a missing default config is fine for a bare source name.
+    cfg = None if config_path is None and not Path(path).exists() else cfgmod.load(path)
+    defined = cfg["datasets"] if cfg else {}
+    if name in defined:
+        raw = defined[name]
     elif name in cfgmod.source_names():
         raw = {"source": name}
     else:
-        raise ConfigError(
-            f"dataset {name!r} is neither defined in {path} (it defines: "
-            f"{', '.join(cfg['datasets'])}) nor a source name ({', '.join(cfgmod.source_names())})")
-    return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfg["cache_dir"]
+        where = f"defined in {path} (it defines: {', '.join(defined)})" if cfg else f"defined ({path} does not exist)"
+        raise ConfigError(f"dataset {name!r} is neither {where} nor a source name "
+                          f"({', '.join(cfgmod.source_names())})")
+    cache_dir = cfg["cache_dir"] if cfg else cfgmod.schema()["properties"]["cache_dir"]["default"]
+    return cfgmod.resolve_dataset(name, {**raw, **overrides}), cache_dir
 
 
 @data_group.command("prepare")

@@ -2,13 +2,14 @@
 
 A download goes to `<file>.part`; a cut-off transfer resumes where it stopped with an
 HTTP Range request (within this call, and again on the next run), and only a file whose
-size and SHA-256 match is renamed to its final name. A `<file>.sha256` note beside it
+size and SHA-256 match is renamed to its final name. A `<file>.verified.json` note beside it
 records a verified digest so later runs need not hash gigabytes again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -36,27 +37,41 @@ def sha256_file(path: Path) -> str:
 
 
 def _note(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
+    return path.with_name(path.name + ".verified.json")
+
+
+def _write_note(path: Path, digest: str) -> None:
+    st = path.stat()
+    _note(path).write_text(json.dumps({"sha256": digest, "size": st.st_size,
+                                       "mtime_ns": st.st_mtime_ns}) + "\n")
+
+
+def _read_note(path: Path) -> dict:
+    try:
+        return json.loads(_note(path).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _cached(dest: Path, sha256: str | None, size: int | None) -> str | None:
     """Digest of a usable cached archive, or None (a bad one is deleted)."""
     if not dest.exists():
         return None
-    actual_size = dest.stat().st_size
-    note = _note(dest)
-    recorded = note.read_text().split()[0] if note.exists() else None
-    if recorded and (sha256 in (None, recorded)) and size in (None, actual_size):
+    st = dest.stat()
+    note = _read_note(dest)
+    recorded = note.get("sha256")
+    unchanged = note.get("size") == st.st_size and note.get("mtime_ns") == st.st_mtime_ns
+    if recorded and unchanged and sha256 in (None, recorded) and size in (None, st.st_size):
         return recorded
     digest = sha256_file(dest)
     expected = sha256 or recorded
-    if (expected and digest != expected) or (size is not None and actual_size != size):
+    if (expected and digest != expected) or (size is not None and st.st_size != size):
         log.warning("cached %s does not match its expected checksum or size; "
                     "deleting it and downloading again", dest)
         dest.unlink()
-        note.unlink(missing_ok=True)
+        _note(dest).unlink(missing_ok=True)
         return None
-    note.write_text(f"{digest}  {dest.name}\n")
+    _write_note(dest, digest)
     return digest
 
 
@@ -96,7 +111,7 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, size: int | Non
                     "in %s and will verify against it from now on (put it in the config's "
                     "sha256 key to pin it)", url, digest, _note(dest))
     os.replace(part, dest)
-    _note(dest).write_text(f"{digest}  {dest.name}\n")
+    _write_note(dest, digest)
     return digest
 
 

@@ -45,7 +45,7 @@ class ImageDataset(torch.utils.data.Dataset):
         image = self.images[index % n]
         if index >= n:
             image = image[:, :, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(image))
+        return torch.from_numpy(image.copy())     # a writable copy, off the memory map
 
     def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
         # One fancy-indexed read per batch instead of one per image.

@@ -109,6 +109,7 @@ class DatasetWriter:
         self._raw = None
 
     def __enter__(self) -> "DatasetWriter":
+        _remove_stale_partials(self.out)
         if self.tmp.exists():
             shutil.rmtree(self.tmp)
         self.tmp.mkdir(parents=True)
@@ -162,6 +163,19 @@ class DatasetWriter:
             log.warning("%s: skipped %d of %d source images (reasons in %s)", manifest.name,
                         len(self.skipped), len(self.skipped) + self.count, self.out / MANIFEST)
         return manifest
+
+
+def _remove_stale_partials(out: Path) -> None:
+    """Delete what killed prepares of `out` left behind (their process is gone)."""
+    for partial in out.parent.glob(f".{out.name}.partial-*"):
+        pid = partial.name.rsplit("-", 1)[-1]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            log.info("removing %s, left by an interrupted prepare", partial)
+            shutil.rmtree(partial, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

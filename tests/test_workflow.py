@@ -1,0 +1,68 @@
+"""The dataset stage through Snakemake, as a user runs it (a real run, no mocks)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import yaml
+
+from conftest import BIN, REPO, cartoon_archive, run
+from ganrepro.data.store import open_images, read_manifest
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir, *args, check=True):
+    return run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+                "--cores", "2", *args], cwd=workdir, check=check)
+
+
+def test_dataset_rule_prepares_shapes_at_two_sizes_and_a_downloaded_archive(server, tmp_path):
+    body = cartoon_archive(n=5)
+    url = server.serve("/cartoonset_public_files/cartoonset10k.tgz", body)
+    cfg = {
+        "cache_dir": "downloads",
+        "datasets": {
+            "shapes32": {"source": "shapes", "resolution": 32, "num_images": 50},
+            "shapes64": {"source": "shapes", "resolution": 64, "num_images": 30, "max_objects": 6},
+            "cartoon64": {"source": "cartoonset10k", "resolution": 64, "url": url,
+                          "sha256": hashlib.sha256(body).hexdigest(), "size": len(body)},
+        },
+    }
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    snakemake(tmp_path, "--configfile", str(cfg_path))
+
+    for name, count, res in [("shapes32", 50, 32), ("shapes64", 30, 64), ("cartoon64", 5, 64)]:
+        folder = tmp_path / "results" / "datasets" / name
+        m = read_manifest(folder)
+        assert (m.name, m.count, m.resolution) == (name, count, res)
+        assert open_images(folder).shape == (count, 3, res, res)
+        assert (tmp_path / "results" / "logs" / "prepare_dataset" / f"{name}.log").exists()
+    assert read_manifest(tmp_path / "results/datasets/shapes64").spec["max_objects"] == 6
+    assert (tmp_path / "downloads" / "cartoonset10k.tgz").exists()
+
+    # Nothing to redo on a second run.
+    again = snakemake(tmp_path, "--configfile", str(cfg_path))
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    # Changing one dataset's entry redoes that dataset only.
+    cfg["datasets"]["shapes32"]["num_images"] = 60
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    dry = snakemake(tmp_path, "--configfile", str(cfg_path), "-n")
+    out = dry.stdout + dry.stderr
+    assert "wildcards: dataset=shapes32" in out
+    assert "wildcards: dataset=shapes64" not in out and "wildcards: dataset=cartoon64" not in out
+
+
+def test_failing_dataset_job_leaves_no_outputs(tmp_path):
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump({"datasets": {"mine": {"source": "folder", "path": "nowhere"}}}))
+    proc = snakemake(tmp_path, "--configfile", str(cfg_path), check=False)
+    assert proc.returncode != 0
+    assert not (tmp_path / "results" / "datasets" / "mine" / "dataset.json").exists()
+    log = (tmp_path / "results" / "logs" / "prepare_dataset" / "mine.log").read_text()
+    assert "Error: datasets.mine.path: nowhere does not exist" in log
+    assert "Traceback" not in log
