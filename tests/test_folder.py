@@ -137,6 +137,19 @@ def test_folder_skips_bad_files_and_lists_them(messy_folder, tmp_path, caplog):
     assert len(m.source_sha256) == 64
 
 
+def test_worker_processes_do_not_change_the_result(messy_folder, tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(140):    # enough images to span several windows of the process pool
+        noise = rng.integers(0, 255, (70 + i % 50, 90, 3), np.uint8)
+        (messy_folder / f"noise{i:02d}.png").write_bytes(png_bytes(Image.fromarray(noise)))
+    spec = config.resolve_dataset("mine", {"source": "folder", "path": str(messy_folder)})
+    one = data.prepare("mine", spec, tmp_path / "one", workers=1)
+    two = data.prepare("mine", spec, tmp_path / "two", workers=2)
+    assert one.count == two.count == 143
+    assert one.images_sha256 == two.images_sha256
+    assert [s.file for s in one.skipped] == [s.file for s in two.skipped] == ["broken.png", "notes.jpg", "tiny.png"]
+
+
 def test_folder_as_zip_matches_folder(messy_folder, tmp_path):
     zpath = tmp_path / "photos.zip"
     with zipfile.ZipFile(zpath, "w") as zf:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import json
+import re
 
 import pytest
 import yaml
@@ -66,3 +66,25 @@ def test_failing_dataset_job_leaves_no_outputs(tmp_path):
     log = (tmp_path / "results" / "logs" / "prepare_dataset" / "mine.log").read_text()
     assert "Error: datasets.mine.path: nowhere does not exist" in log
     assert "Traceback" not in log
+
+
+def test_workflow_lints_clean():
+    proc = run([str(BIN / "snakemake"), "--lint", "-s", str(REPO / "Snakefile")], cwd=REPO)
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_slurm_profile_resolves_the_dag(tmp_path):
+    proc = run([str(BIN / "snakemake"), "-n", "--profile", str(REPO / "workflow/profiles/slurm"),
+                "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                "--configfile", str(REPO / "config/paper.yaml")], cwd=REPO)
+    out = proc.stdout + proc.stderr
+    assert re.search(r"^prepare_dataset\s+2$", out, re.M)      # cartoon64 and clevr256
+
+
+def test_bench_data_reports_throughput_with_the_device():
+    from conftest import ganrepro
+    proc = ganrepro("bench", "data", "--num-images", "20", "--loader-images", "64", "--loader-resolution", "16")
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("device: ") and "cores usable" in lines[0]
+    assert lines[1].startswith("shapes generation: 20 images at 32x32") and "img/s" in lines[1]
+    assert lines[2].startswith("loader: 384 images at 16x16") and "img/s" in lines[2]

@@ -32,7 +32,7 @@ def device_line() -> str:
 
 
 def bench_data(num_images: int, resolution: int, loader_resolution: int,
-               batch_size: int) -> Iterator[str]:
+               batch_size: int, loader_images: int = 4096) -> Iterator[str]:
     from ganrepro import config, data
     from ganrepro.data.loader import ImageDataset
 
@@ -46,7 +46,7 @@ def bench_data(num_images: int, resolution: int, loader_resolution: int,
         yield (f"shapes generation: {num_images} images at {resolution}x{resolution} in "
                f"{seconds:.1f} s = {num_images / seconds:,.0f} img/s (one process, written to disk)")
 
-        n = 4096
+        n = loader_images
         spec = config.resolve_dataset("bench", {"source": "shapes", "resolution": loader_resolution,
                                                 "num_images": n})
         data.prepare("bench64", spec, Path(tmp) / "loader", cache_dir=tmp)
@@ -55,7 +55,7 @@ def bench_data(num_images: int, resolution: int, loader_resolution: int,
                                              num_workers=0, drop_last=True,
                                              generator=torch.Generator().manual_seed(0))
         seen, t0 = 0, time.perf_counter()
-        for _ in range(3):   # three passes over the (mirrored) set: 24k images
+        for _ in range(3):   # three passes over the mirrored set
             for batch in loader:
                 seen += batch.shape[0]
         seconds = time.perf_counter() - t0

@@ -78,7 +78,9 @@ def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
             raw = json.loads(spec_json)
         except json.JSONDecodeError as err:
             raise ConfigError(f"--spec is not valid JSON ({err})") from None
-        return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfgmod.schema()["properties"]["cache_dir"]["default"]
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--spec must be a JSON object such as '{{\"source\": \"shapes\"}}' (got {spec_json})")
+        return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfgmod.default("cache_dir")
     path = config_path or DEFAULT_CONFIG
     # Without --config, a missing default config is fine for a bare source name.
     cfg = None if config_path is None and not Path(path).exists() else cfgmod.load(path)
@@ -91,7 +93,7 @@ def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
         where = f"defined in {path} (it defines: {', '.join(defined)})" if cfg else f"defined ({path} does not exist)"
         raise ConfigError(f"dataset {name!r} is neither {where} nor a source name "
                           f"({', '.join(cfgmod.source_names())})")
-    cache_dir = cfg["cache_dir"] if cfg else cfgmod.schema()["properties"]["cache_dir"]["default"]
+    cache_dir = cfg["cache_dir"] if cfg else cfgmod.default("cache_dir")
     return cfgmod.resolve_dataset(name, {**raw, **overrides}), cache_dir
 
 
@@ -146,12 +148,14 @@ def bench_group() -> None:
 @click.option("--resolution", default=32, show_default=True, type=int, help="Resolution of the generated scenes.")
 @click.option("--loader-resolution", default=64, show_default=True, type=int,
               help="Resolution of the dataset the loader reads.")
+@click.option("--loader-images", default=4096, show_default=True, type=click.IntRange(1),
+              help="Size of the dataset the loader reads (three mirrored passes are timed).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-def bench_data(num_images, resolution, loader_resolution, batch_size) -> None:
+def bench_data(num_images, resolution, loader_resolution, loader_images, batch_size) -> None:
     """Time `shapes` generation and the training loader on this machine."""
     from ganrepro.bench import bench_data as run
 
-    for line in run(num_images, resolution, loader_resolution, batch_size):
+    for line in run(num_images, resolution, loader_resolution, batch_size, loader_images):
         click.echo(line)
 
 

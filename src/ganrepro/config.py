@@ -238,6 +238,11 @@ def load(path: str | Path) -> dict[str, Any]:
     return resolve(read_yaml(path), origin=str(path))
 
 
+def default(key: str) -> Any:
+    """The schema's default for a top-level key."""
+    return copy.deepcopy(schema()["properties"][key]["default"])
+
+
 def source_names() -> list[str]:
     return list(dataset_schema()["properties"]["source"]["enum"])
 

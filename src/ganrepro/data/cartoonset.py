@@ -12,13 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from pathlib import Path, PurePosixPath
-from urllib.parse import urlparse
+from pathlib import Path
 
 import pandas as pd
 
 from ganrepro.data.archive import iter_members
-from ganrepro.data.download import fetch
+from ganrepro.data.download import cache_path, fetch
 from ganrepro.data.images import IMAGE_EXTENSIONS, Geometry, prepare_many
 from ganrepro.data.store import ATTRIBUTES, DatasetWriter
 from ganrepro.errors import DataError
@@ -26,8 +25,8 @@ from ganrepro.errors import DataError
 log = logging.getLogger(__name__)
 
 
-def archive_path(spec: dict, cache_dir: Path) -> Path:
-    return Path(cache_dir) / PurePosixPath(urlparse(spec["url"]).path).name
+def _stem(member: str) -> str:
+    return member.rsplit(".", 1)[0]
 
 
 def parse_attributes(data: bytes) -> dict[str, int]:
@@ -43,40 +42,40 @@ def parse_attributes(data: bytes) -> dict[str, int]:
 
 
 def prepare(name: str, spec: dict, out: Path, cache_dir: Path, workers: int = 1) -> None:
-    archive = archive_path(spec, cache_dir)
+    archive = cache_path(spec["url"], cache_dir)
     digest = fetch(spec["url"], archive, spec["sha256"], spec["size"])
     geometry = Geometry(spec["resolution"], spec["channels"])
     attributes: dict[str, dict[str, int] | None] = {}
-    limit = spec["max_images"]
+    members = iter_members(archive)
+
+    def take_attributes(member: str, data: bytes) -> bool:
+        """Record a csX.csv; False for any other member."""
+        if not member.lower().endswith(".csv"):
+            return False
+        try:
+            attributes[_stem(member)] = parse_attributes(data)
+        except (ValueError, UnicodeDecodeError) as err:
+            log.warning("%s: unreadable attributes file %s (%s)", archive, member, err)
+            attributes[_stem(member)] = None
+        return True
 
     def images():
-        wanted = 0
-        for member, data in iter_members(archive):
-            stem, ext = member.rsplit(".", 1) if "." in member else (member, "")
-            if ext.lower() == "csv":
-                try:
-                    attributes[stem] = parse_attributes(data)
-                except (ValueError, UnicodeDecodeError) as err:
-                    log.warning("%s: unreadable attributes file %s (%s)", archive, member, err)
-                    attributes[stem] = None
-            elif f".{ext.lower()}" in IMAGE_EXTENSIONS and (limit is None or wanted < limit):
-                wanted += 1
+        for member, data in members:
+            if not take_attributes(member, data) and member.lower().endswith(IMAGE_EXTENSIONS):
                 yield member, data
 
     with DatasetWriter(out, geometry.resolution, geometry.channels) as writer:
-        kept = []
-        for member, image, reason in prepare_many(images(), geometry, workers):
-            if image is None:
-                writer.skip(member, reason)
-            else:
-                writer.add(image)
-                kept.append(member)
+        results = prepare_many(images(), geometry, workers)
+        kept = writer.add_all(results, spec["max_images"])
+        results.close()
+        for member, data in members:       # after max_images: only attribute files matter
+            take_attributes(member, data)
         if not kept:
-            raise DataError(f"{archive} holds no usable images "
-                            f"({len(writer.skipped)} skipped, e.g. {writer.skipped[:1]})")
-        rows = [{"file": m, **(attributes.get(m.rsplit(".", 1)[0]) or {})} for m in kept]
+            first = f"; e.g. {writer.skipped[0].file}: {writer.skipped[0].reason}" if writer.skipped else ""
+            raise DataError(f"{archive} holds no usable images ({len(writer.skipped)} skipped{first})")
+        rows = [{"file": m, **(attributes.get(_stem(m)) or {})} for m in kept]
         pd.DataFrame(rows).to_csv(writer.folder / ATTRIBUTES, index=False)
-        missing = sum(1 for m in kept if not attributes.get(m.rsplit(".", 1)[0]))
+        missing = sum(1 for m in kept if not attributes.get(_stem(m)))
         if missing:
             log.warning("%s: %d images have no readable attributes CSV (left empty in %s)",
                         name, missing, ATTRIBUTES)

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
 import requests
@@ -26,6 +26,11 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+
+
+def cache_path(url: str, cache_dir: str | Path) -> Path:
+    """Where the archive at `url` is kept: the cache folder + the URL's file name."""
+    return Path(cache_dir) / PurePosixPath(urlparse(url).path).name
 
 
 def sha256_file(path: Path) -> str:

@@ -68,15 +68,8 @@ def prepare(name: str, spec: dict, out: Path, cache_dir: Path, workers: int = 1)
     if total == 0:
         raise DataError(f"{root} contains no images (looked recursively for "
                         f"{', '.join(IMAGE_EXTENSIONS)})")
-    limit = spec["max_images"]
     with DatasetWriter(out, geometry.resolution, geometry.channels) as writer:
-        for member, image, reason in prepare_many(items, geometry, workers):
-            if image is None:
-                writer.skip(member, reason)
-            else:
-                writer.add(image)
-            if limit is not None and writer.count >= limit:
-                break
+        writer.add_all(prepare_many(items, geometry, workers), spec["max_images"])
         if writer.count == 0:
             reasons = "; ".join(f"{s.file}: {s.reason}" for s in writer.skipped[:3])
             raise DataError(f"none of the {total} images in {root} could be used ({reasons})")

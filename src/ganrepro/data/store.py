@@ -137,6 +137,20 @@ class DatasetWriter:
         self._raw.write(np.ascontiguousarray(image.transpose(2, 0, 1)).tobytes())
         self.count += 1
 
+    def add_all(self, results, limit: int | None = None) -> list[str]:
+        """Take `images.prepare_many` results: add the good, skip the bad with their
+        reason; stop after `limit` images. Returns the names of the images added."""
+        added = []
+        for name, image, reason in results:
+            if image is None:
+                self.skip(name, reason)
+                continue
+            self.add(image)
+            added.append(name)
+            if limit is not None and self.count >= limit:
+                break
+        return added
+
     def skip(self, file: str, reason: str) -> None:
         self.skipped.append(Skipped(file, reason))
         log.debug("skipped %s: %s", file, reason)
