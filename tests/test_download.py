@@ -39,7 +39,7 @@ def test_transfer_cut_off_half_way_resumes_with_range(server, tmp_path):
 def test_partial_file_from_an_earlier_run_is_resumed(server, tmp_path):
     url = server.serve("/a.tgz", BODY, cuts=1)
     dest = tmp_path / "a.tgz"
-    with pytest.raises(DownloadError, match=r"cut off 1 times .* run again to resume from .*a.tgz.part"):
+    with pytest.raises(DownloadError, match=r"cut off 1 times .* bytes are kept in .*a.tgz.part, run again to resume"):
         fetch(url, dest, SHA, len(BODY), retries=0)
     part = tmp_path / "a.tgz.part"
     kept = part.stat().st_size
@@ -96,6 +96,17 @@ def test_unknown_checksum_is_recorded_on_first_download_then_enforced(server, tm
     # wrong, and downloaded again.
     dest.write_bytes(b"tampered")
     assert fetch(url, dest) == SHA and dest.read_bytes() == BODY
+
+
+def test_unreachable_host_is_one_clear_error(tmp_path):
+    import socket
+    with socket.socket() as s:          # a port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/a.tgz"
+    with pytest.raises(DownloadError, match=rf"download of {url} failed 2 times \(last: ConnectionError"):
+        fetch(url, tmp_path / "a.tgz", SHA, retries=1)
+    assert not (tmp_path / "a.tgz").exists()
 
 
 def test_local_file_url(tmp_path):

@@ -138,13 +138,20 @@ def _download(url: str, part: Path, retries: int, timeout: float) -> None:
             except RETRYABLE as err:
                 failures += 1
                 got = part.stat().st_size if part.exists() else 0
+                what = "cut off" if got else "failed"
                 if failures > retries:
+                    kept = f"; {got} bytes are kept in {part}, run again to resume" if got else ""
                     raise DownloadError(
-                        f"download of {url} was cut off {failures} times (last at {got} bytes: "
-                        f"{type(err).__name__}); run again to resume from {part}") from None
-                log.warning("download of %s cut off at %d bytes (%s); resuming, attempt %d of %d",
-                            url, got, type(err).__name__, failures, retries)
+                        f"download of {url} {what} {failures} times (last: "
+                        f"{type(err).__name__}: {_short(err)}){kept}") from None
+                log.warning("download of %s %s at %d bytes (%s); retrying, attempt %d of %d",
+                            url, what, got, type(err).__name__, failures, retries)
                 time.sleep(min(2.0 ** failures, 30.0) * 0.1)
+
+
+def _short(err: Exception) -> str:
+    text = str(err)
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _transfer(session: requests.Session, url: str, part: Path, offset: int, timeout: float) -> bool:
