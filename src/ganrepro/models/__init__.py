@@ -1,0 +1,140 @@
+"""Model registry and snapshots.
+
+`build(name, **hparams)` makes a generator and a discriminator from a plain dict of
+hyper-parameters; a snapshot stores that dict, the model name and the EMA generator's
+state_dict (never pickled code), so `load_snapshot` rebuilds the generator from this
+package's own classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ganrepro import __version__
+from ganrepro.errors import ConfigError
+from ganrepro.models import ganformer
+from ganrepro.models.attention import INTEGRATIONS
+from ganrepro.models.gan import DCGANGenerator, GANConfig
+from ganrepro.models.stylegan2 import Discriminator, Generator, StyleGAN2Config
+
+SNAPSHOT_FORMAT = "ganrepro-snapshot-1"
+
+
+def _plain_discriminator(cfg) -> Discriminator:
+    return Discriminator(cfg.resolution, cfg.channels, cfg.channel_base, cfg.channel_max, cfg.mbstd_group)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    config: type                       # dataclass of hyper-parameters (fields = allowed keys)
+    generator: Callable[[Any], nn.Module]
+    discriminator: Callable[[Any], nn.Module]
+
+
+# One entry per model name; the config schema's `models` enum lists the same names.
+MODELS: dict[str, ModelSpec] = {
+    "stylegan2": ModelSpec(StyleGAN2Config, Generator, _plain_discriminator),
+    "ganformer-simplex": ModelSpec(ganformer.GANformerConfig, ganformer.simplex, ganformer.ganformer_discriminator),
+    "ganformer-duplex": ModelSpec(ganformer.GANformerConfig, ganformer.duplex, ganformer.ganformer_discriminator),
+    "gan": ModelSpec(GANConfig, DCGANGenerator, _plain_discriminator),
+}
+
+_CHOICES = {"architecture": ("resnet", "skip"), "integration": INTEGRATIONS,
+            "duplex_keys": ("centroids", "kmeans")}
+
+
+@dataclass
+class Networks:
+    name: str
+    hparams: dict[str, Any]            # every hyper-parameter, defaults included
+    G: nn.Module
+    D: nn.Module
+
+
+def resolve_hparams(name: str, **hparams) -> Any:
+    """The model's config dataclass from `hparams`; a clear error for anything wrong."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
+    cls = MODELS[name].config
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(hparams) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown hyper-parameter(s) for {name}: {', '.join(unknown)}; "
+                          f"allowed: {', '.join(fields)}")
+    defaults = cls()
+    for key, value in hparams.items():
+        want = type(getattr(defaults, key))
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ConfigError(f"hyper-parameter {name}.{key} must be {want.__name__} (got {value!r})")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(f"hyper-parameter {name}.{key} is {value!r}; allowed: {', '.join(_CHOICES[key])}")
+    cfg = cls(**{k: float(v) if type(getattr(defaults, k)) is float else v for k, v in hparams.items()})
+    res = cfg.resolution
+    if res < 8 or res & (res - 1):
+        raise ConfigError(f"hyper-parameter {name}.resolution must be a power of two >= 8 (got {res})")
+    return cfg
+
+
+def build_generator(name: str, **hparams) -> nn.Module:
+    cfg = resolve_hparams(name, **hparams)
+    try:
+        return MODELS[name].generator(cfg)
+    except ValueError as err:
+        raise ConfigError(f"cannot build {name}: {err}") from None
+
+
+def build(name: str, **hparams) -> Networks:
+    """Generator and discriminator of model `name` (stylegan2, ganformer-simplex,
+    ganformer-duplex, gan) from plain hyper-parameters."""
+    cfg = resolve_hparams(name, **hparams)
+    try:
+        G, D = MODELS[name].generator(cfg), MODELS[name].discriminator(cfg)
+    except ValueError as err:
+        raise ConfigError(f"cannot build {name}: {err}") from None
+    return Networks(name, dataclasses.asdict(cfg), G, D)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def save_snapshot(path: str | Path, G: nn.Module, name: str, hparams: dict[str, Any],
+                  kimg: int, config_hash: str | None = None) -> None:
+    """Write an inference snapshot atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": SNAPSHOT_FORMAT, "model": name, "hparams": dict(hparams), "kimg": int(kimg),
+        "config_hash": config_hash, "ganrepro_version": __version__,
+        "state_dict": {k: v.detach().cpu() for k, v in G.state_dict().items()},
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(generator in eval mode on `device`, metadata) from a snapshot file."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"snapshot {path} does not exist") from None
+    except Exception as err:  # a truncated or foreign file
+        raise ConfigError(f"{path} is not a readable ganrepro snapshot ({type(err).__name__}: {err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
+        raise ConfigError(f"{path} is not a ganrepro snapshot (format {SNAPSHOT_FORMAT} expected)")
+    G = build_generator(payload["model"], **payload["hparams"])
+    G.load_state_dict(payload["state_dict"])
+    meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return G.eval().requires_grad_(False).to(device), meta

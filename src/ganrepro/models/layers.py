@@ -1,0 +1,187 @@
+"""StyleGAN2 building blocks (Karras et al. 2020), shared by every model here.
+
+Equalized learning rate (sec. 4.1 of Progressive GAN, kept by StyleGAN2): weights are
+stored N(0, 1) / lr_mul and scaled at run time by lr_mul / sqrt(fan_in), so Adam's
+per-parameter step sizes mean the same thing in every layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+SQRT2 = math.sqrt(2.0)
+FIR = (1.0, 3.0, 3.0, 1.0)     # the binomial low-pass filter StyleGAN2 resamples with
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    """Leaky ReLU (slope 0.2) with StyleGAN's gain sqrt(2), which keeps activations at unit variance."""
+    return F.leaky_relu(x, 0.2) * SQRT2
+
+
+def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
+    """StyleGAN2's channel schedule: channel_base / resolution, capped at channel_max."""
+    return max(1, min(channel_base // resolution, channel_max))
+
+
+def log2_int(resolution: int) -> int:
+    assert resolution >= 4 and resolution & (resolution - 1) == 0, resolution
+    return int(math.log2(resolution))
+
+
+class EqualLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 bias_init: float = 0.0, lr_mul: float = 1.0, activate: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init) / lr_mul)) if bias else None
+        self.scale = lr_mul / math.sqrt(in_features)
+        self.lr_mul = lr_mul
+        self.activate = activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        x = F.linear(x, self.weight * self.scale, bias)
+        return lrelu(x) if self.activate else x
+
+
+def _fir_kernel(device=None, dtype=None) -> torch.Tensor:
+    f = torch.tensor(FIR, device=device, dtype=dtype)
+    k = torch.outer(f, f)
+    return k / k.sum()
+
+
+def upsample2d(x: torch.Tensor) -> torch.Tensor:
+    """2x upsampling: zero insertion followed by the low-pass FIR filter (gain 4 keeps the mean)."""
+    c = x.shape[1]
+    k = (_fir_kernel(x.device, x.dtype) * 4).expand(c, 1, 4, 4)
+    return F.conv_transpose2d(x, k, stride=2, padding=1, groups=c)
+
+
+def downsample2d(x: torch.Tensor) -> torch.Tensor:
+    """2x downsampling: low-pass FIR filter, then keep every second pixel."""
+    c = x.shape[1]
+    k = _fir_kernel(x.device, x.dtype).expand(c, 1, 4, 4)
+    return F.conv2d(x, k, stride=2, padding=1, groups=c)
+
+
+class EqualConv2d(nn.Module):
+    """Plain conv with equalized lr; optional 2x down (filter first, as StyleGAN2) or up."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True,
+                 activate: bool = False, down: bool = False, up: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = 1.0 / math.sqrt(in_channels * kernel * kernel)
+        self.activate, self.down, self.up = activate, down, up
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.up:
+            x = upsample2d(x)
+        if self.down:
+            x = downsample2d(x)
+        x = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
+        return lrelu(x) if self.activate else x
+
+
+class ModulatedConv2d(nn.Module):
+    """Modulated + demodulated conv (StyleGAN2 eqs. 1-3) as one grouped convolution.
+
+    Each sample's style scales the input channels of the shared weight; demodulation
+    rescales each output channel to unit expected variance. The batch becomes the group
+    dimension, so there is no Python loop over samples.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, style_dim: int,
+                 demodulate: bool = True, up: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.affine = EqualLinear(style_dim, in_channels, bias_init=1.0)   # styles start at 1
+        self.scale = 1.0 / math.sqrt(in_channels * kernel * kernel)
+        self.demodulate, self.up = demodulate, up
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        b, c, h, wd = x.shape
+        style = self.affine(w)                                          # [B, in]
+        weight = self.weight[None] * self.scale * style[:, None, :, None, None]   # [B, out, in, k, k]
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+        if self.up:
+            x = upsample2d(x)
+            h, wd = h * 2, wd * 2
+        out_c, k = weight.shape[1], weight.shape[-1]
+        x = F.conv2d(x.reshape(1, b * c, h, wd), weight.reshape(b * out_c, c, k, k),
+                     padding=k // 2, groups=b)
+        return x.reshape(b, out_c, h, wd)
+
+
+class NoiseInjection(nn.Module):
+    """Per-pixel noise with a learned strength (starts at 0, as in StyleGAN2)."""
+
+    def __init__(self, resolution: int):
+        super().__init__()
+        self.strength = nn.Parameter(torch.zeros([]))
+        self.register_buffer("const", torch.randn(1, 1, resolution, resolution))
+
+    def forward(self, x: torch.Tensor, mode: str) -> torch.Tensor:
+        if mode == "none":
+            return x
+        noise = self.const if mode == "const" else torch.randn(
+            x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+        return x + noise * self.strength
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_channels: int, img_channels: int, style_dim: int):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channels, img_channels, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, img_channels, 1, 1))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w) + self.bias
+
+
+class MappingNetwork(nn.Module):
+    """z -> w: normalize z (pixel norm), then `layers` FC layers at lr multiplier 0.01.
+
+    residual=True adds each layer's input to its output (scaled by 1/sqrt(2)), the
+    variant the official GANformer code uses for its mapping networks.
+    """
+
+    def __init__(self, z_dim: int, w_dim: int, layers: int = 8, lr_mul: float = 0.01,
+                 residual: bool = False):
+        super().__init__()
+        dims = [z_dim] + [w_dim] * layers
+        self.fcs = nn.ModuleList(EqualLinear(i, o, lr_mul=lr_mul, activate=True)
+                                 for i, o in zip(dims[:-1], dims[1:]))
+        self.residual = residual
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = z * torch.rsqrt(z.square().mean(dim=-1, keepdim=True) + 1e-8)
+        for fc in self.fcs:
+            y = fc(x)
+            x = (x + y) / SQRT2 if self.residual and y.shape == x.shape else y
+        return x
+
+
+class MinibatchStd(nn.Module):
+    """Appends the average (over features) std of features within groups of samples."""
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1):
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        g = min(self.group_size, b)
+        if b % g:
+            g = 1
+        f = self.num_channels
+        y = x.reshape(g, b // g, f, c // f, h, w)
+        y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()
+        y = y.mean(dim=(2, 3, 4)).reshape(b // g, f, 1, 1).repeat(g, 1, h, w)
+        return torch.cat([x, y], dim=1)
