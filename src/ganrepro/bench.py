@@ -61,3 +61,85 @@ def bench_data(num_images: int, resolution: int, loader_resolution: int,
         seconds = time.perf_counter() - t0
         yield (f"loader: {seen} images at {loader_resolution}x{loader_resolution}, batch {batch_size}, "
                f"shuffled, x-flip, num_workers=0: {seen / seconds:,.0f} img/s")
+
+
+def _timed(fn, steps: int, device: str) -> float:
+    """Seconds per call of fn, after one warm-up call."""
+    fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: str,
+                 bf16: bool, channels_last: bool, compile_: bool) -> Iterator[str]:
+    import contextlib
+
+    from ganrepro import models
+    from ganrepro.models.attention import BipartiteAttention
+
+    yield device_line()
+    yield (f"batch {batch_size}, {steps} timed steps, device {device}, "
+           f"{'bf16 autocast' if bf16 else 'fp32'}{', channels_last' if channels_last else ''}"
+           f"{', torch.compile' if compile_ else ''}; hparams from the config's `hparams`")
+    yield f"{'model':<18} {'res':>4} {'G fwd+bwd img/s':>16} {'D fwd+bwd img/s':>16} {'attention share of G fwd':>25}"
+    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for res in resolutions:
+        for name in models.MODELS:
+            torch.manual_seed(0)
+            net = models.build(name, **models.configured_hparams(cfg, name, res))
+            G, D = (m.to(device).to(memory_format=fmt) for m in (net.G, net.D))
+            if compile_:
+                G, D = torch.compile(G), torch.compile(D)
+            z = torch.randn(batch_size, *net.G.z_shape, device=device)
+            img = torch.randn(batch_size, 3, res, res, device=device).to(memory_format=fmt)
+
+            def g_step():
+                with autocast():
+                    loss = G(z).float().square().mean()
+                loss.backward()
+
+            def d_step():
+                with autocast():
+                    loss = D(img).float().square().mean()
+                loss.backward()
+
+            def g_forward():
+                with torch.no_grad(), autocast():
+                    G(z)
+
+            g_time, d_time = _timed(g_step, steps, device), _timed(d_step, steps, device)
+            share = "-"
+            layers = [m for m in net.G.modules() if isinstance(m, BipartiteAttention)]
+            if layers:
+                spent = [0.0]
+                starts = {}
+
+                def pre(mod, _inp):
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    starts[mod] = time.perf_counter()
+
+                def post(mod, _inp, _out):
+                    if device.startswith("cuda"):
+                        torch.cuda.synchronize()
+                    spent[0] += time.perf_counter() - starts[mod]
+                hooks = [h for m in layers for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
+                g_forward()                                   # warm-up, not counted
+                spent[0] = 0.0
+                total = time.perf_counter()
+                for _ in range(steps):
+                    g_forward()
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                total = time.perf_counter() - total
+                for h in hooks:
+                    h.remove()
+                share = f"{100 * spent[0] / total:.0f}%"
+            yield (f"{name:<18} {res:>4} {batch_size / g_time:>16.1f} {batch_size / d_time:>16.1f} {share:>25}")

@@ -135,6 +135,34 @@ def data_export_png(dataset, out, limit) -> None:
     click.echo(f"wrote {n} PNGs to {out or Path(dataset) / 'png'}")
 
 
+# ---------------------------------------------------------------------------- models
+
+@main.group("models")
+def models_group() -> None:
+    """Inspect the registered models."""
+
+
+@models_group.command("params")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="Config whose `hparams` to apply.")
+@click.option("--resolution", "resolutions", multiple=True, type=int, default=(64, 256), show_default=True,
+              help="Image resolution(s) to count at (repeatable).")
+@click.option("--defaults", is_flag=True, help="List every hyper-parameter with its value too.")
+def models_params(config_path, resolutions, defaults) -> None:
+    """Parameter counts of G and D for every model, as the config builds them."""
+    from ganrepro import models
+
+    cfg = cfgmod.load(config_path)
+    click.echo(f"{'model':<18} {'res':>5} {'G params':>12} {'D params':>12}   (hparams from {config_path})")
+    for res in resolutions:
+        for name in models.MODELS:
+            net = models.build(name, **models.configured_hparams(cfg, name, res))
+            click.echo(f"{name:<18} {res:>5} {models.count_parameters(net.G):>12,} "
+                       f"{models.count_parameters(net.D):>12,}")
+            if defaults:
+                click.echo("    " + ", ".join(f"{k}={v}" for k, v in net.hparams.items()))
+
+
 # ---------------------------------------------------------------------------- bench
 
 @main.group("bench")
@@ -156,6 +184,25 @@ def bench_data(num_images, resolution, loader_resolution, loader_images, batch_s
     from ganrepro.bench import bench_data as run
 
     for line in run(num_images, resolution, loader_resolution, batch_size, loader_images):
+        click.echo(line)
+
+
+@bench_group.command("models")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="Config whose `hparams` to time.")
+@click.option("--resolution", "resolutions", multiple=True, type=int, default=(32, 64), show_default=True)
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--steps", default=3, show_default=True, type=click.IntRange(1), help="Timed steps per measurement.")
+@click.option("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu", show_default=True)
+@click.option("--bf16/--fp32", default=False, show_default=True, help="bf16 autocast (GPU).")
+@click.option("--channels-last/--no-channels-last", default=False, show_default=True)
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks first.")
+def bench_models(config_path, resolutions, batch_size, steps, device, bf16, channels_last, compile_) -> None:
+    """Forward+backward images/s of G and D for every model, and the attention share."""
+    from ganrepro.bench import bench_models as run
+
+    cfg = cfgmod.load(config_path)
+    for line in run(cfg, resolutions, batch_size, steps, device, bf16, channels_last, compile_):
         click.echo(line)
 
 

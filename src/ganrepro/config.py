@@ -102,6 +102,9 @@ def _describe(error: ValidationError, prefix=()) -> str:
         where = f"'{key}'" if path else "the top level"
         return (f"unknown config key {', '.join(repr(_key(path + [k])) for k in extra)}; "
                 f"allowed keys in {where}: {', '.join(allowed)}")
+    if "propertyNames" in error.absolute_schema_path and v == "enum":
+        allowed = ", ".join(json.dumps(x) for x in error.validator_value)
+        return f"config key '{_key(path + [error.instance])}' is not allowed; allowed keys in '{key}': {allowed}"
     if "propertyNames" in error.absolute_schema_path:
         return (f"name {got} in '{key}' is not allowed: use lower-case letters, digits, "
                 "'-' and '_', starting with a letter or digit (at most 64 characters)")
@@ -176,6 +179,21 @@ def _check(cfg: dict[str, Any]) -> None:
                           f"e.g. {sorted(set(kimg))}")
     for name, spec in cfg["datasets"].items():
         _check_dataset(name, spec)
+    for model, hparams in cfg["hparams"].items():
+        _check_hparams(model, hparams)
+
+
+def _check_hparams(model: str, hparams: dict[str, Any]) -> None:
+    fixed = sorted({"resolution", "channels"} & set(hparams))
+    if fixed:
+        raise ConfigError(f"config key 'hparams.{model}.{fixed[0]}' cannot be set: it comes "
+                          "from the dataset (datasets.NAME.resolution / channels)")
+    from ganrepro.models import resolve_hparams   # imports torch: only when there is something to check
+
+    try:
+        resolve_hparams(model, **hparams)
+    except ConfigError as err:
+        raise ConfigError(f"config key 'hparams.{model}': {err}") from None
 
 
 # ---------------------------------------------------------------------------- public API

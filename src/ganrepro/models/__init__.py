@@ -104,6 +104,11 @@ def build(name: str, **hparams) -> Networks:
     return Networks(name, dataclasses.asdict(cfg), G, D)
 
 
+def configured_hparams(cfg: dict, name: str, resolution: int, channels: int = 3) -> dict[str, Any]:
+    """The hyper-parameters a resolved config asks for `name` at a dataset's size."""
+    return {**cfg.get("hparams", {}).get(name, {}), "resolution": resolution, "channels": channels}
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

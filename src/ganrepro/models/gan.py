@@ -17,7 +17,7 @@ class GANConfig:
     resolution: int = 64            # output side length in pixels (a power of two >= 8)
     channels: int = 3               # image channels
     z_dim: int = 128                # latent size
-    channel_base: int = 16384       # channels at resolution r: min(channel_base // r, channel_max)
+    channel_base: int = 32768       # channels at resolution r: min(channel_base // r, channel_max) (official)
     channel_max: int = 512
     mbstd_group: int = 4            # minibatch-std group size in the discriminator
 

@@ -27,7 +27,7 @@ class StyleGAN2Config:
     mapping_layers: int = 8         # FC layers in the mapping network
     mapping_lr_mul: float = 0.01    # learning-rate multiplier of the mapping network
     mapping_residual: bool = False  # residual mapping layers (the official GANformer variant)
-    channel_base: int = 16384       # channels at resolution r: min(channel_base // r, channel_max)
+    channel_base: int = 32768       # channels at resolution r: min(channel_base // r, channel_max) (official)
     channel_max: int = 512
     architecture: str = "resnet"    # generator: "resnet" or "skip" (the discriminator is resnet)
     mbstd_group: int = 4            # minibatch-std group size in the discriminator

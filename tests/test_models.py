@@ -1,0 +1,300 @@
+"""The four models: shapes, gradients, attention semantics, cost, truncation, snapshots."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ganrepro import config, models
+from ganrepro.errors import ConfigError
+from ganrepro.models.attention import BipartiteAttention
+
+SMALL = {"channel_base": 512, "channel_max": 32}
+NAMES = list(models.MODELS)
+
+
+def small(name: str, resolution: int = 16, **kw) -> models.Networks:
+    hp = dict(SMALL, resolution=resolution, **kw)
+    if name == "stylegan2":
+        hp.update(z_dim=32, w_dim=32)
+    if name.startswith("ganformer"):
+        hp.setdefault("components", 4)
+        hp.setdefault("attention_dropout", 0.0)
+    return models.build(name, **hp)
+
+
+def latents(G, n=2, seed=0):
+    return torch.randn(n, *G.z_shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("resolution", [8, 16, 32, 64, 256])
+def test_output_shape_and_range(name, resolution):
+    torch.manual_seed(0)
+    net = small(name, resolution, channel_base=256 if resolution == 256 else 512)
+    img = net.G(latents(net.G))
+    assert img.shape == (2, 3, resolution, resolution)
+    assert torch.isfinite(img).all() and img.abs().max() < 50 and img.std() > 1e-3
+    score = net.D(img)
+    assert score.shape == (2,) and torch.isfinite(score).all()
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("stylegan2", {}), ("stylegan2", {"architecture": "skip"}), ("gan", {}),
+    ("ganformer-simplex", {}), ("ganformer-duplex", {}),
+    ("ganformer-duplex", {"duplex_keys": "kmeans", "kmeans_iters": 2}),
+    ("ganformer-simplex", {"d_attention": True, "integration": "mul"}),
+    ("ganformer-simplex", {"integration": "add", "heads": 2}),
+])
+def test_every_parameter_receives_a_gradient(name, extra):
+    torch.manual_seed(0)
+    net = small(name, 16, **extra)
+    img = net.G(latents(net.G, 4), noise_mode="random")
+    (net.D(img).square().mean() + img.square().mean()).backward()
+    for label, module in (("G", net.G), ("D", net.D)):
+        for pname, p in module.named_parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0, f"{label}.{pname} gets no gradient"
+
+
+@pytest.mark.parametrize("name", ["ganformer-simplex", "ganformer-duplex"])
+def test_attention_maps_are_distributions_over_latents(name):
+    net = small(name, 16)
+    img, maps = net.G(latents(net.G), return_attention=True)
+    resolutions = [m.shape[-1] for m in maps]
+    assert resolutions == [4, 8, 8, 16, 16]          # one map per attention layer (4..16)
+    for m in maps:
+        assert m.shape[1] == 4
+        torch.testing.assert_close(m.sum(dim=1), torch.ones_like(m[:, 0]))
+    assert net.G(latents(net.G), return_attention=False).shape == img.shape
+
+
+def test_duplex_latent_to_image_attention_sums_over_positions():
+    layer = BipartiteAttention(8, 6, k=3, resolution=4, kind="duplex")
+    captured = {}
+    original = layer._probs
+
+    def spy(q, k):
+        probs = original(q, k)
+        captured.setdefault("first", probs)          # the first call is a(Y, X)
+        return probs
+    layer._probs = spy
+    layer(torch.randn(2, 8, 4, 4), torch.randn(2, 3, 6))
+    first = captured["first"]
+    assert first.shape == (2, 1, 3, 16)              # [B, heads, k latents, n positions]
+    torch.testing.assert_close(first.sum(-1), torch.ones(2, 1, 3))
+
+
+def test_simplex_with_all_mass_on_one_latent_modulates_as_that_latents_value():
+    torch.manual_seed(0)
+    c, dim, k = 8, 6, 3
+    layer = BipartiteAttention(c, dim, k, resolution=4, kind="simplex", integration="both").eval()
+    with torch.no_grad():
+        # Every query is the all-ones vector; latent 1's key dwarfs the others.
+        layer.q.weight.zero_()
+        layer.q.bias.fill_(1.0)
+        layer.q_pos.weight.zero_()
+        layer.latent_pos.zero_()
+        layer.k.weight.zero_()
+        layer.k.bias.zero_()
+        layer.k.weight[:, 0] = 1000.0 / layer.k.scale
+    x = torch.randn(2, c, 4, 4)
+    y = torch.randn(2, k, dim)
+    y[:, :, 0] = torch.tensor([-1.0, 1.0, -1.0])      # only latent 1 gets a large positive key
+    out, _, _, att = layer(x, y, return_attention=True)
+    assert torch.allclose(att[:, 1], torch.ones_like(att[:, 1]))
+    # Eq. 6 with a = v(y_1) at every position.
+    a = layer.v(y[:, 1])[:, None, :].expand(2, 16, c)
+    gamma, beta = layer.control(a).chunk(2, dim=-1)
+    tokens = x.flatten(2).transpose(1, 2)
+    centred = tokens - tokens.mean(-1, keepdim=True)
+    omega = centred * torch.rsqrt(centred.square().mean(-1, keepdim=True) + 1e-8)
+    expected = (omega * (1 + gamma) + beta).transpose(1, 2).reshape(2, c, 4, 4)
+    torch.testing.assert_close(out, expected)
+
+
+def test_duplex_latents_are_refined_from_layer_to_layer():
+    net = small("ganformer-duplex", 16)
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append((inp[1], out[1])))
+             for m in net.G.modules() if isinstance(m, BipartiteAttention)]
+    net.G(latents(net.G))
+    for h in hooks:
+        h.remove()
+    first_in, last_out = seen[0][0], seen[-1][1]
+    assert len(seen) == 5
+    assert not torch.allclose(first_in, last_out, atol=1e-3)
+    assert torch.equal(seen[1][0], seen[0][1])       # layer 2 reads what layer 1 wrote
+
+
+def test_simplex_leaves_latents_unchanged():
+    net = small("ganformer-simplex", 8)
+    seen = []
+    hook = next(m for m in net.G.modules() if isinstance(m, BipartiteAttention)).register_forward_hook(
+        lambda mod, inp, out: seen.append((inp[1], out[1])))
+    net.G(latents(net.G))
+    hook.remove()
+    assert torch.equal(seen[0][0], seen[0][1])
+
+
+def _saved_bytes(layer, resolution, channels=16):
+    """Bytes autograd keeps for backward in one attention forward: its activation memory."""
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        total += t.numel() * t.element_size()
+        return t
+    x = torch.randn(2, channels, resolution, resolution, requires_grad=True)
+    y = torch.randn(2, 8, 16, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(x, y)
+    return total
+
+
+@pytest.mark.parametrize("kind, keys", [("simplex", "centroids"), ("duplex", "centroids"), ("duplex", "kmeans")])
+def test_attention_memory_grows_linearly_in_positions(kind, keys):
+    small_layer = BipartiteAttention(16, 16, 8, resolution=16, kind=kind, duplex_keys=keys)
+    big_layer = BipartiteAttention(16, 16, 8, resolution=32, kind=kind, duplex_keys=keys)
+    big_layer.load_state_dict(small_layer.state_dict())
+    ratio = _saved_bytes(big_layer, 32) / _saved_bytes(small_layer, 16)   # n quadruples
+    assert 3.5 < ratio < 4.5, f"memory grew {ratio:.1f}x for 4x positions (quadratic would be ~16x)"
+
+
+@pytest.mark.parametrize("name", ["stylegan2", "ganformer-simplex", "ganformer-duplex"])
+def test_truncation_to_zero_gives_the_average_latents_image(name):
+    torch.manual_seed(0)
+    net = small(name, 16)
+    G = net.G.eval()
+    with torch.no_grad():
+        G.w_avg.normal_()
+        if hasattr(G, "y_avg"):
+            G.y_avg.normal_()
+        a = G(latents(G, 2, seed=1), psi=0.0, noise_mode="const")
+        b = G(latents(G, 2, seed=2), psi=0.0, noise_mode="const")
+        ws = G.w_avg[None, None].expand(2, G.num_ws, -1)
+        ys = G.y_avg[None, None].expand(2, G.cfg.components, -1) if hasattr(G, "y_avg") else None
+        direct = G.synthesize(ws, ys, noise_mode="const")
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, direct)
+
+
+def test_w_avg_is_tracked_in_training_only():
+    net = small("stylegan2", 8)
+    net.G.train()(latents(net.G))
+    assert net.G.w_avg.abs().sum() > 0
+    before = net.G.w_avg.clone()
+    net.G.eval()(latents(net.G, seed=5))
+    assert torch.equal(before, net.G.w_avg)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_output(name):
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        net = small(name, 16)
+        torch.manual_seed(7)
+        outs.append(net.G(latents(net.G)))
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_snapshot_round_trip_is_bitwise_identical(name, tmp_path):
+    torch.manual_seed(0)
+    net = small(name, 16)
+    G = net.G.eval()
+    z = latents(G, 3)
+    with torch.no_grad():
+        before = G(z, noise_mode="const")
+    path = tmp_path / "snapshot-000004.pt"
+    models.save_snapshot(path, G, name, net.hparams, kimg=4, config_hash="abc")
+    loaded, meta = models.load_snapshot(path)
+    with torch.no_grad():
+        after = loaded(z, noise_mode="const")
+    assert torch.equal(before, after)
+    assert meta["model"] == name and meta["kimg"] == 4 and meta["hparams"] == net.hparams
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_snapshot_holds_no_code(tmp_path):
+    net = small("stylegan2", 8)
+    models.save_snapshot(tmp_path / "s.pt", net.G, "stylegan2", net.hparams, kimg=0)
+    payload = torch.load(tmp_path / "s.pt", weights_only=True)   # refuses pickled objects
+    assert set(payload) >= {"model", "hparams", "state_dict", "kimg", "ganrepro_version"}
+
+
+def test_bad_snapshot_is_a_clear_error(tmp_path):
+    bad = tmp_path / "snapshot-000008.pt"
+    bad.write_bytes(b"not a snapshot")
+    with pytest.raises(ConfigError, match="is not a readable ganrepro snapshot"):
+        models.load_snapshot(bad)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: models.build("stylegan3"), "unknown model 'stylegan3'; allowed: stylegan2, ganformer-simplex, ganformer-duplex, gan"),
+    (lambda: models.build("stylegan2", heads=2), "unknown hyper-parameter(s) for stylegan2: heads; allowed: resolution"),
+    (lambda: models.build("ganformer-duplex", integration="concat"), "ganformer-duplex.integration is 'concat'; allowed: add, mul, both"),
+    (lambda: models.build("gan", resolution=48), "resolution must be a power of two >= 8 (got 48)"),
+    (lambda: models.build("stylegan2", z_dim="big"), "stylegan2.z_dim must be int (got 'big')"),
+    (lambda: models.build("ganformer-simplex", heads=3, **SMALL), "attention heads (3) must divide the channels"),
+])
+def test_bad_model_requests_are_clear_errors(call, message):
+    with pytest.raises(ConfigError) as info:
+        call()
+    assert message in str(info.value)
+
+
+def test_registry_matches_config_schema():
+    assert set(models.MODELS) == set(config.model_names())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bf16_autocast_and_channels_last(name):
+    torch.manual_seed(0)
+    net = small(name, 16)
+    G = net.G.to(memory_format=torch.channels_last)
+    D = net.D.to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        img = G(latents(G, 4))
+        score = D(img.contiguous(memory_format=torch.channels_last))
+    assert img.shape == (4, 3, 16, 16) and torch.isfinite(img.float()).all()
+    score.float().sum().backward()
+    assert all(p.grad is not None for p in G.parameters())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stylegan2", "ganformer-duplex"])
+def test_torch_compile_matches_eager(name):
+    torch.manual_seed(0)
+    net = small(name, 8)
+    G = net.G.eval()
+    z = latents(G, 2)
+    with torch.no_grad():
+        eager = G(z, noise_mode="const")
+        compiled = torch.compile(G)(z, noise_mode="const")
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-4)
+
+
+def test_params_command_counts_what_the_config_builds():
+    from conftest import REPO, ganrepro
+    proc = ganrepro("models", "params", "--resolution", "64", cwd=REPO)
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    cfg = config.load(REPO / "config" / "config.yaml")
+    for name in NAMES:
+        net = models.build(name, **models.configured_hparams(cfg, name, 64))
+        assert rows[name][1] == "64"
+        assert rows[name][2] == f"{models.count_parameters(net.G):,}"
+        assert rows[name][3] == f"{models.count_parameters(net.D):,}"
+
+
+def test_bench_models_reports_every_model(tmp_path):
+    from conftest import REPO, ganrepro
+    proc = ganrepro("bench", "models", "--resolution", "8", "--steps", "1", "--batch-size", "2", cwd=REPO)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("device: ")
+    rows = [line.split() for line in lines[3:]]
+    assert [r[0] for r in rows] == NAMES
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)
+    assert rows[1][4].endswith("%") and rows[0][4] == "-"
