@@ -37,7 +37,8 @@ def test_cartoonset_from_loopback_via_cli(server, tmp_path):
     proc = ganrepro("data", "prepare", "cartoon", "--spec", json.dumps(spec), "--cache-dir",
                     str(tmp_path / "cache"), "--out", str(out), "--png")
     assert "cartoon: 6 images, 64x64x3, 0 skipped" in proc.stdout
-    assert "cut off" in proc.stderr                    # the first transfer was interrupted
+    assert "retrying, attempt 1 of 5" in proc.stderr   # the first transfer was interrupted
+    assert len(server.requests) == 2
     m = read_manifest(out)
     assert (m.source_url, m.source_sha256, m.source_size) == (url, spec["sha256"], len(body))
     images = open_images(out)

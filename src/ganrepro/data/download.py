@@ -24,7 +24,7 @@ from ganrepro.errors import DownloadError
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16                 # bytes per network read: a cut-off loses at most this much
 RETRYABLE = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
@@ -36,7 +36,7 @@ def cache_path(url: str, cache_dir: str | Path) -> Path:
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK * 8):
+        while chunk := f.read(1 << 23):
             digest.update(chunk)
     return digest.hexdigest()
 
