@@ -135,6 +135,32 @@ def data_export_png(dataset, out, limit) -> None:
     click.echo(f"wrote {n} PNGs to {out or Path(dataset) / 'png'}")
 
 
+# ---------------------------------------------------------------------------- train
+
+@main.command("train")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="Config with the train, hparams, kimg and seed keys.")
+@click.option("--dataset", required=True, help="Dataset name (its prepared folder is results/datasets/NAME).")
+@click.option("--model", required=True, help="stylegan2, ganformer-simplex, ganformer-duplex or gan.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="Prepared dataset folder [default: results/datasets/DATASET].")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: results/runs/DATASET/MODEL].")
+@click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
+def train_command(config_path, dataset, model, data_dir, out, dry_run) -> None:
+    """Train one model, writing snapshot-{kimg:06d}.pt at each kimg of the config.
+    Run the same command again after an interruption to resume."""
+    from ganrepro import models, training
+
+    cfg = cfgmod.load(config_path)
+    if model not in models.MODELS:
+        raise ConfigError(f"unknown model {model!r}; allowed: {', '.join(models.MODELS)}")
+    data_dir = data_dir or f"results/datasets/{dataset}"
+    if dry_run:
+        click.echo(json.dumps(training.dry_run(cfg, data_dir, model), indent=2))
+        return
+    training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}")
+
+
 # ---------------------------------------------------------------------------- models
 
 @main.group("models")

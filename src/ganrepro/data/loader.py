@@ -26,6 +26,16 @@ class ImageDataset(torch.utils.data.Dataset):
         self.images = images if max_images is None else images[:max_images]
         self.xflip = xflip
 
+    def __getstate__(self):
+        # DataLoader workers reopen the memory map instead of receiving a pickled copy.
+        state = dict(self.__dict__)
+        state["images"] = len(self.images)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.images = open_images(self.folder)[: state["images"]]
+
     @property
     def resolution(self) -> int:
         return self.images.shape[-1]

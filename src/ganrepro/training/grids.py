@@ -1,0 +1,69 @@
+"""Pictures written at every snapshot: the fixed-latent sample grid and, for GANformer,
+where a few latent components attend over the image."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float NCHW -> uint8 NHWC, quantized exactly as a saved PNG would be."""
+    x = (images.float().clamp(-1, 1) + 1) * 127.5
+    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def grid_latents(G, grid: int, seed: int) -> torch.Tensor:
+    """The run's fixed latents: drawn once from the seed, the same at every snapshot."""
+    return torch.randn(grid * grid, *G.z_shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _atomic_save(img: Image.Image, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    img.save(tmp)
+    os.replace(tmp, path)
+
+
+@torch.no_grad()
+def save_grid(G, z: torch.Tensor, path: Path, grid: int, device, batch: int = 16) -> None:
+    images = torch.cat([G(zb.to(device), noise_mode="const") for zb in z.split(batch)])
+    pixels = to_uint8(images)                                            # [g*g, H, W, C]
+    n, h, w, c = pixels.shape
+    tiled = pixels.reshape(grid, grid, h, w, c).transpose(0, 2, 1, 3, 4).reshape(grid * h, grid * w, c)
+    _atomic_save(Image.fromarray(tiled[:, :, 0] if c == 1 else tiled), path)
+
+
+@torch.no_grad()
+def save_attention_figure(G, z: torch.Tensor, path: Path, device, samples: int = 4, components: int = 4) -> None:
+    """Rows: samples. Columns: the image, then the attention of `components` latents in the
+    highest-resolution attention layer, shown as heat over the image."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images, maps = G(z[:samples].to(device), noise_mode="const", return_attention=True)
+    if not maps:
+        return
+    att = maps[-1].float()                                              # [S, k, h, w]
+    att = torch.nn.functional.interpolate(att, size=images.shape[-2:], mode="nearest").cpu()
+    pixels = to_uint8(images)
+    cols = 1 + min(components, att.shape[1])
+    fig, axes = plt.subplots(samples, cols, figsize=(1.6 * cols, 1.6 * samples), squeeze=False)
+    for i in range(samples):
+        axes[i, 0].imshow(pixels[i].squeeze())
+        for j in range(1, cols):
+            axes[i, j].imshow(pixels[i].squeeze(), alpha=0.5)
+            axes[i, j].imshow(att[i, j - 1], cmap="magma", alpha=0.6, vmin=0, vmax=1)
+            if i == 0:
+                axes[i, j].set_title(f"latent {j - 1}", fontsize=7)
+        for ax in axes[i]:
+            ax.axis("off")
+    fig.tight_layout(pad=0.2)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
