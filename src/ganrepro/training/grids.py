@@ -49,7 +49,7 @@ def save_attention_figure(G, z: torch.Tensor, path: Path, device, samples: int =
     if not maps:
         return
     att = maps[-1].float()                                              # [S, k, h, w]
-    att = torch.nn.functional.interpolate(att, size=images.shape[-2:], mode="nearest").cpu()
+    att = torch.nn.functional.interpolate(att, size=images.shape[-2:], mode="nearest").cpu().numpy()
     pixels = to_uint8(images)
     cols = 1 + min(components, att.shape[1])
     fig, axes = plt.subplots(samples, cols, figsize=(1.6 * cols, 1.6 * samples), squeeze=False)

@@ -52,10 +52,16 @@ def run_options(cfg: dict, dataset_dir: Path, model: str) -> dict[str, Any]:
     }
 
 
+def essential_options(options: dict[str, Any]) -> dict[str, Any]:
+    """What a resumed run must share with the saved one (the kimg list may grow)."""
+    out = {k: v for k, v in options.items() if k not in ("kimg", "resolved")}
+    out["dataset"] = {k: v for k, v in options["dataset"].items() if k != "path"}
+    out["train"] = {k: v for k, v in options["train"].items() if k not in OPERATIONAL}
+    return out
+
+
 def options_hash(options: dict[str, Any]) -> str:
-    essential = {**options, "kimg": None, "dataset": {**options["dataset"], "path": None},
-                 "train": {k: v for k, v in options["train"].items() if k not in OPERATIONAL}}
-    return hashlib.sha256(json.dumps(essential, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(essential_options(options), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _step_seed(seed: int, rank: int, nimg: int) -> int:
@@ -154,7 +160,7 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------
     def resume(self) -> bool:
-        payload = load_latest_state(self.files.state, self.hash, self.options)
+        payload = load_latest_state(self.files.state, self.hash, essential_options(self.options))
         if payload is None:
             return False
         for name in ("G", "D", "G_ema"):
@@ -172,7 +178,7 @@ class Trainer:
                 "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
                 "steps": self.steps, "pl_mean": self.pl_mean.cpu(),
-                "options_hash": self.hash, "options": self.options})
+                "options_hash": self.hash, "options": essential_options(self.options)})
         self.dist.barrier()
 
     def write_snapshot(self) -> None:
@@ -279,7 +285,8 @@ class Trainer:
             self.files.trim_stats(self.nimg)
             self.files.publish_kept(self.nimg, self.draw)
         if self.nimg in self.targets and not self.files.snapshot(self.nimg // 1000).exists():
-            self.write_snapshot()
+            self.write_snapshot()                # kimg 0: the initial weights
+            self.save_state()
         plan = BatchPlan(len(self.dataset), self.seed, self.nimg, self.targets, self.t["batch_size"],
                          self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(

@@ -1,0 +1,207 @@
+"""Training: exact snapshots, exact resume, fallback, refusal, NaN stop, learning, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from conftest import BIN, REPO, ganrepro, png_bytes
+from ganrepro import config, data, models, training
+from ganrepro.training.state import ResumeError
+
+pytestmark = pytest.mark.slow
+
+TINY = {"mapping_layers": 2, "channel_base": 64, "channel_max": 16}
+HPARAMS = {
+    "stylegan2": {**TINY, "z_dim": 16, "w_dim": 16},
+    "ganformer-simplex": {**TINY, "z_dim": 16, "w_dim": 16, "components": 4},
+    "ganformer-duplex": {**TINY, "z_dim": 16, "w_dim": 16, "components": 4},
+    "gan": {"z_dim": 16, "channel_base": 64, "channel_max": 16},
+}
+
+
+def make_config(tmp_path, kimg=(0, 1), **train) -> dict:
+    raw = {"datasets": {"toy": {"source": "shapes", "resolution": 8}}, "kimg": list(kimg),
+           "hparams": HPARAMS,
+           "train": {"batch_size": 8, "tick_kimg": 0.5, "state_kimg": 0.25, "grid": 2,
+                     "num_workers": 0, "r1_interval": 4, **train}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return config.resolve(raw)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    out = tmp_path_factory.mktemp("data") / "toy"
+    data.prepare("toy", config.resolve_dataset("toy", {"source": "shapes", "resolution": 8, "num_images": 200}), out)
+    return out
+
+
+def final_state(run):
+    newest = sorted((run / "state").glob("training-state-*.pt"))[-1]
+    return torch.load(newest, weights_only=True)
+
+
+def assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("model", list(HPARAMS))
+def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, tmp_path, model):
+    cfg = make_config(tmp_path, kimg=(0, 1))
+    run = tmp_path / "run"
+    training.train(cfg, toy, model, run)
+    assert sorted(p.name for p in run.glob("snapshot-*.pt")) == ["snapshot-000000.pt", "snapshot-000001.pt"]
+    assert sorted(p.name for p in run.glob("grid-*.png")) == ["grid-000000.png", "grid-000001.png"]
+    assert Image.open(run / "grid-000001.png").size == (16, 16)          # 2 x 2 tiles of 8 px
+    if model.startswith("ganformer"):
+        assert (run / "attention-000001.png").exists()
+    G, meta = models.load_snapshot(run / "snapshot-000001.pt")
+    assert meta["kimg"] == 1 and meta["model"] == model
+    assert G(torch.randn(2, *G.z_shape)).shape == (2, 3, 8, 8)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["kimg"] for s in stats] == [0.504, 1.0]                    # ticks of 0.5 kimg, batch 8
+    assert all(s["img_per_sec"] > 0 and s["sec_per_kimg"] > 0 and np.isfinite(s["loss_G"]) for s in stats)
+    options = json.loads((run / "training_options.json").read_text())
+    assert options["model"] == model and options["resolved"]["device"] == "cpu"
+    assert "torch" in options["versions"]
+    state = final_state(run)
+    assert state["nimg"] == 1000
+    # G_ema is an average, not a copy of G.
+    assert any(not torch.equal(state["G"][k], state["G_ema"][k]) for k in state["G"] if k.endswith("weight"))
+
+
+def _train_cli(cfg_path, toy, run, **kw):
+    return subprocess.Popen([str(BIN / "ganrepro"), "train", "--config", str(cfg_path), "--dataset", "toy",
+                             "--model", "ganformer-duplex", "--data", str(toy), "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _wait_for_state(run, at_least=1, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if len(list((run / "state").glob("training-state-*.pt"))) >= at_least:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no training state appeared")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_interrupted_run_resumes_to_bitwise_identical_weights(toy, tmp_path, sig):
+    cfg = make_config(tmp_path, kimg=(0, 1))
+    straight = tmp_path / "straight"
+    training.train(cfg, toy, "ganformer-duplex", straight)
+
+    run = tmp_path / "interrupted"
+    proc = _train_cli(tmp_path / "config.yaml", toy, run)
+    _wait_for_state(run, at_least=2)           # past kimg 0 and at least one periodic state
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    if sig == signal.SIGTERM:
+        assert "stopped by signal 15" in err and "run the same command again to resume" in err
+    assert not (run / "snapshot-000001.pt").exists()
+    # Snakemake deletes a failed job's outputs; the kept copy brings snapshot 0 back.
+    (run / "snapshot-000000.pt").unlink()
+    proc = _train_cli(tmp_path / "config.yaml", toy, run)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "resuming from" in err
+    assert_same_weights(final_state(straight)["G_ema"], final_state(run)["G_ema"])
+    assert (run / "snapshot-000000.pt").exists() and (run / "grid-000000.png").exists()
+    kimgs = [json.loads(line)["kimg"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert kimgs == sorted(set(kimgs))          # no duplicated ticks after the resume
+
+
+def test_corrupt_newest_state_falls_back_to_the_previous_one(toy, tmp_path, caplog):
+    cfg = make_config(tmp_path, kimg=(0, 1))
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    training.train(cfg, toy, "stylegan2", straight)
+    training.train({**cfg, "kimg": [0]}, toy, "stylegan2", run)
+    training.train({**cfg, "kimg": [0, 1]}, toy, "stylegan2", run)   # a longer schedule resumes
+    assert_same_weights(final_state(straight)["G_ema"], final_state(run)["G_ema"])
+    states = sorted((run / "state").glob("training-state-*.pt"))
+    states[-1].write_bytes(states[-1].read_bytes()[:1000])          # truncate the newest
+    training.train({**cfg, "kimg": [0, 1]}, toy, "stylegan2", run)
+    assert "is unreadable" in caplog.text and "trying the previous one" in caplog.text
+    assert_same_weights(final_state(straight)["G_ema"], final_state(run)["G_ema"])
+
+
+def test_changed_config_refuses_to_resume(toy, tmp_path):
+    cfg = make_config(tmp_path, kimg=(0,))
+    run = tmp_path / "run"
+    training.train(cfg, toy, "gan", run)
+    changed = {**cfg, "kimg": [0, 1], "train": {**cfg["train"], "batch_size": 16}}
+    with pytest.raises(ResumeError, match=r"other options \(train.batch_size: 8 -> 16\); refusing to resume"):
+        training.train(changed, toy, "gan", run)
+
+
+def test_nan_loss_stops_with_the_kimg_and_keeps_the_last_good_files(toy, tmp_path):
+    cfg = make_config(tmp_path, kimg=(0, 1), g_lr=1e30, d_lr=1e30)
+    run = tmp_path / "run"
+    with pytest.raises(training.TrainingError, match=r"became NaN/inf before kimg 0\.\d+; stopped"):
+        training.train(cfg, toy, "stylegan2", run)
+    assert [p.name for p in run.glob("snapshot-*.pt")] == ["snapshot-000000.pt"]
+    state = final_state(run)
+    assert all(torch.isfinite(v).all() for v in state["G"].values())
+
+
+def test_dry_run_prints_the_resolved_options(toy, tmp_path):
+    make_config(tmp_path)
+    proc = ganrepro("train", "--config", str(tmp_path / "config.yaml"), "--dataset", "toy",
+                    "--model", "ganformer-simplex", "--data", str(toy), "--dry-run")
+    options = json.loads(proc.stdout)
+    assert options["hparams"]["components"] == 4 and options["hparams"]["resolution"] == 8
+    assert options["train"]["style_mixing"] == 0.9 and options["train"]["r1_gamma"] == 10
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_solid_colour_is_learned(tmp_path):
+    folder = tmp_path / "solid"
+    folder.mkdir()
+    for i in range(16):
+        (folder / f"{i}.png").write_bytes(png_bytes(Image.new("RGB", (8, 8), (200, 40, 40))))
+    spec = config.resolve_dataset("solid", {"source": "folder", "path": str(folder), "resolution": 8})
+    data.prepare("solid", spec, tmp_path / "ds")
+    cfg = make_config(tmp_path, kimg=(0, 2), ema_kimg=0.05, g_lr=0.005, d_lr=0.005)
+    training.train(cfg, tmp_path / "ds", "stylegan2", tmp_path / "run")
+    target = torch.tensor([200, 40, 40]) / 127.5 - 1
+
+    def colour_error(kimg):
+        G, _ = models.load_snapshot(tmp_path / "run" / f"snapshot-{kimg:06d}.pt")
+        with torch.no_grad():
+            img = G(torch.randn(64, *G.z_shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+        return (img.mean(dim=(0, 2, 3)) - target).abs().mean().item()
+    before, after = colour_error(0), colour_error(2)
+    print(f"mean colour error {before:.3f} -> {after:.3f}")
+    assert after < before / 3, f"mean colour error {before:.3f} -> {after:.3f}"
+
+
+def test_two_process_ddp_run_is_valid(toy, tmp_path):
+    make_config(tmp_path, kimg=(0, 1))
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                           "-m", "ganrepro.cli", "train", "--config", str(tmp_path / "config.yaml"),
+                           "--dataset", "toy", "--model", "stylegan2", "--data", str(toy), "--out", str(run)],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    options = json.loads((run / "training_options.json").read_text())
+    assert options["resolved"]["processes"] == 2
+    stats = (run / "stats.jsonl").read_text().splitlines()
+    assert len(stats) == 2                       # written by rank 0 only
+    G, meta = models.load_snapshot(run / "snapshot-000001.pt")
+    assert meta["kimg"] == 1 and torch.isfinite(G(torch.randn(2, *G.z_shape))).all()
+    assert final_state(run)["nimg"] == 1000
