@@ -205,3 +205,14 @@ def test_two_process_ddp_run_is_valid(toy, tmp_path):
     G, meta = models.load_snapshot(run / "snapshot-000001.pt")
     assert meta["kimg"] == 1 and torch.isfinite(G(torch.randn(2, *G.z_shape))).all()
     assert final_state(run)["nimg"] == 1000
+
+
+def test_bench_train_reports_sec_per_kimg_and_img_per_sec():
+    proc = ganrepro("bench", "train", "--setting", "default", "--model", "gan", "--steps", "1", cwd=REPO)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("device: ")
+    row = lines[3].split()
+    assert row[:4] == ["default", "gan", "32", "32"]
+    sec_per_kimg, img_per_sec = float(row[4]), float(row[5])
+    assert sec_per_kimg > 0 and img_per_sec > 0
+    assert abs(sec_per_kimg * img_per_sec - 1000) < 15    # the two columns agree (to rounding)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 
 
@@ -143,3 +144,71 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
                     h.remove()
                 share = f"{100 * spent[0] / total:.0f}%"
             yield (f"{name:<18} {res:>4} {batch_size / g_time:>16.1f} {batch_size / d_time:>16.1f} {share:>25}")
+
+
+SETTINGS = {   # name: (config file, resolution) -- the embedded default and the paper's 64 px
+    "default": ("config/config.yaml", 32),
+    "paper64": ("config/paper.yaml", 64),
+}
+
+
+def bench_train(settings, models_, steps: int, device: str) -> Iterator[str]:
+    """sec/kimg, img/s and peak memory of full training steps (G, D, R1, EMA) per model."""
+    import resource
+
+    from ganrepro import config, data
+    from ganrepro.training.distributed import Context
+    from ganrepro.training.loop import Trainer
+
+    yield device_line()
+    yield (f"{steps} timed training steps after a warm-up, device {device}; the lazy R1 step is timed "
+           "apart and amortized over its interval")
+    yield f"{'setting':<9} {'model':<18} {'res':>4} {'batch':>5} {'sec/kimg':>10} {'img/s':>8} {'peak MB':>9}"
+    with tempfile.TemporaryDirectory() as tmp:
+        for setting in settings:
+            path, res = SETTINGS[setting]
+            cfg = config.load(path)
+            cfg["train"] = {**cfg["train"], "device": device, "num_workers": 0}
+            ds = Path(tmp) / f"shapes{res}"
+            if not ds.exists():
+                spec = config.resolve_dataset("bench", {"source": "shapes", "resolution": res, "num_images": 256})
+                data.prepare("bench", spec, ds)
+            for model in models_:
+                torch.manual_seed(0)
+                trainer = Trainer(cfg, ds, model, Path(tmp) / "run" / setting / model, Context())
+                batch = cfg["train"]["batch_size"]
+                reals = torch.from_numpy(np.asarray(trainer.dataset.images[:batch]).copy())
+                acc = {k: torch.zeros([], device=trainer.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
+                if trainer.device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(trainer.device)
+                interval = cfg["train"]["r1_interval"]
+
+                def main_step():
+                    trainer.steps = 1                 # not a multiple of the R1 interval: no R1
+                    trainer.step(reals, batch, acc)
+
+                def r1_step():
+                    trainer.steps = 0                 # an R1 step
+                    trainer.step(reals, batch, acc)
+                main_step()
+                r1_step()
+                main = _timed_steps(main_step, steps, trainer.device.type)
+                with_r1 = _timed_steps(r1_step, 1, trainer.device.type)
+                seconds = main + max(with_r1 - main, 0.0) / interval
+                if trainer.device.type == "cuda":
+                    peak = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 20
+                else:
+                    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                yield (f"{setting:<9} {model:<18} {res:>4} {batch:>5} {seconds / batch * 1000:>10.1f} "
+                       f"{batch / seconds:>8.1f} {peak:>9.0f}")
+
+
+def _timed_steps(fn, steps: int, device_type: str) -> float:
+    if device_type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device_type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps

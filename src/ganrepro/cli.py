@@ -213,6 +213,22 @@ def bench_data(num_images, resolution, loader_resolution, loader_images, batch_s
         click.echo(line)
 
 
+@bench_group.command("train")
+@click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
+              default=("default", "paper64"), show_default=True,
+              help="default = config/config.yaml at 32 px; paper64 = config/paper.yaml at 64 px.")
+@click.option("--model", "models_", multiple=True, default=("stylegan2", "ganformer-simplex", "ganformer-duplex", "gan"),
+              show_default=True)
+@click.option("--steps", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu", show_default=True)
+def bench_train(settings, models_, steps, device) -> None:
+    """sec/kimg, img/s and peak memory of training steps for each model and setting."""
+    from ganrepro.bench import bench_train as run
+
+    for line in run(settings, models_, steps, device):
+        click.echo(line)
+
+
 @bench_group.command("models")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Config whose `hparams` to time.")
