@@ -152,7 +152,7 @@ SETTINGS = {   # name: (config file, resolution) -- the embedded default and the
 }
 
 
-def bench_train(settings, models_, steps: int, device: str) -> Iterator[str]:
+def bench_train(settings, models_, steps: int, device: str, warmup: bool = True) -> Iterator[str]:
     """sec/kimg, img/s and peak memory of full training steps (G, D, R1, EMA) per model."""
     import resource
 
@@ -161,8 +161,8 @@ def bench_train(settings, models_, steps: int, device: str) -> Iterator[str]:
     from ganrepro.training.loop import Trainer
 
     yield device_line()
-    yield (f"{steps} timed training steps after a warm-up, device {device}; the lazy R1 step is timed "
-           "apart and amortized over its interval")
+    yield (f"{steps} timed training steps{' after a warm-up' if warmup else ''}, device {device}; the lazy "
+           "R1 step is timed apart and amortized over its interval")
     yield f"{'setting':<9} {'model':<18} {'res':>4} {'batch':>5} {'sec/kimg':>10} {'img/s':>8} {'peak MB':>9}"
     with tempfile.TemporaryDirectory() as tmp:
         for setting in settings:
@@ -190,8 +190,9 @@ def bench_train(settings, models_, steps: int, device: str) -> Iterator[str]:
                 def r1_step():
                     trainer.steps = 0                 # an R1 step
                     trainer.step(reals, batch, acc)
-                main_step()
-                r1_step()
+                if warmup:
+                    main_step()
+                    r1_step()
                 main = _timed_steps(main_step, steps, trainer.device.type)
                 with_r1 = _timed_steps(r1_step, 1, trainer.device.type)
                 seconds = main + max(with_r1 - main, 0.0) / interval

@@ -221,11 +221,13 @@ def bench_data(num_images, resolution, loader_resolution, loader_images, batch_s
               show_default=True)
 @click.option("--steps", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu", show_default=True)
-def bench_train(settings, models_, steps, device) -> None:
+@click.option("--warmup/--no-warmup", default=True, show_default=True,
+              help="Run one untimed step of each kind first (needed on GPUs, optional on a CPU).")
+def bench_train(settings, models_, steps, device, warmup) -> None:
     """sec/kimg, img/s and peak memory of training steps for each model and setting."""
     from ganrepro.bench import bench_train as run
 
-    for line in run(settings, models_, steps, device):
+    for line in run(settings, models_, steps, device, warmup):
         click.echo(line)
 
 
