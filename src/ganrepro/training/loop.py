@@ -284,8 +284,10 @@ class Trainer:
                                       **environment()})
             self.files.trim_stats(self.nimg)
             self.files.publish_kept(self.nimg, self.draw)
-        if self.nimg in self.targets and not self.files.snapshot(self.nimg // 1000).exists():
-            self.write_snapshot()                # kimg 0: the initial weights
+        # kimg 0 (the initial weights). Decided from the run's own state, not the file system,
+        # so every rank takes the same branch (a rank-0 write must not change another's mind).
+        if not resumed and self.targets[0] == 0:
+            self.write_snapshot()
             self.save_state()
         plan = BatchPlan(len(self.dataset), self.seed, self.nimg, self.targets, self.t["batch_size"],
                          self.dist.rank, self.dist.world)
