@@ -47,3 +47,12 @@ def test_batched_fetch_equals_item_by_item(prepared):
 def test_missing_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="dataset.json does not exist: prepare the dataset first"):
         ImageDataset(tmp_path / "nothing")
+
+
+def test_worker_copies_reopen_the_memory_map_instead_of_pickling_pixels(prepared):
+    import pickle
+    ds = ImageDataset(prepared, xflip=True)
+    blob = pickle.dumps(ds)
+    assert len(blob) < 4096                          # 10 images of 16x16x3 would be 7,680 bytes
+    copy = pickle.loads(blob)
+    assert len(copy) == len(ds) and torch.equal(copy[13], ds[13])

@@ -64,17 +64,50 @@ def bench_data(num_images: int, resolution: int, loader_resolution: int,
                f"shuffled, x-flip, num_workers=0: {seen / seconds:,.0f} img/s")
 
 
-def _timed(fn, steps: int, device: str) -> float:
-    """Seconds per call of fn, after one warm-up call."""
-    fn()
-    if device.startswith("cuda"):
+def resolve_device(device: str) -> str:
+    """'auto' -> cuda when a GPU is visible, else cpu."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def _timed(fn, steps: int, device: str, warmup: bool = True) -> float:
+    """Seconds per call of fn (after one untimed warm-up call unless warmup=False)."""
+    if warmup:
+        fn()
+    _sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
         fn()
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    _sync(device)
     return (time.perf_counter() - t0) / steps
+
+
+def _attention_share(layers, forward, steps: int, device: str) -> str:
+    """Fraction of `forward`'s time spent inside the attention layers (forward hooks)."""
+    spent, starts = [0.0], {}
+
+    def pre(mod, _inp):
+        _sync(device)
+        starts[mod] = time.perf_counter()
+
+    def post(mod, _inp, _out):
+        _sync(device)
+        spent[0] += time.perf_counter() - starts[mod]
+    hooks = [h for m in layers for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
+    try:
+        forward()                               # warm-up, not counted
+        spent[0] = 0.0
+        total = _timed(forward, steps, device, warmup=False) * steps
+    finally:
+        for h in hooks:
+            h.remove()
+    return f"{100 * spent[0] / total:.0f}%"
 
 
 def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: str,
@@ -84,6 +117,7 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
     from ganrepro import models
     from ganrepro.models.attention import BipartiteAttention
 
+    device = resolve_device(device)
     yield device_line()
     yield (f"batch {batch_size}, {steps} timed steps, device {device}, "
            f"{'bf16 autocast' if bf16 else 'fp32'}{', channels_last' if channels_last else ''}"
@@ -116,33 +150,8 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
                     G(z)
 
             g_time, d_time = _timed(g_step, steps, device), _timed(d_step, steps, device)
-            share = "-"
             layers = [m for m in net.G.modules() if isinstance(m, BipartiteAttention)]
-            if layers:
-                spent = [0.0]
-                starts = {}
-
-                def pre(mod, _inp):
-                    if device.startswith("cuda"):
-                        torch.cuda.synchronize()
-                    starts[mod] = time.perf_counter()
-
-                def post(mod, _inp, _out):
-                    if device.startswith("cuda"):
-                        torch.cuda.synchronize()
-                    spent[0] += time.perf_counter() - starts[mod]
-                hooks = [h for m in layers for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
-                g_forward()                                   # warm-up, not counted
-                spent[0] = 0.0
-                total = time.perf_counter()
-                for _ in range(steps):
-                    g_forward()
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                total = time.perf_counter() - total
-                for h in hooks:
-                    h.remove()
-                share = f"{100 * spent[0] / total:.0f}%"
+            share = _attention_share(layers, g_forward, steps, device) if layers else "-"
             yield (f"{name:<18} {res:>4} {batch_size / g_time:>16.1f} {batch_size / d_time:>16.1f} {share:>25}")
 
 
@@ -160,6 +169,7 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
     from ganrepro.training.distributed import Context
     from ganrepro.training.loop import Trainer
 
+    device = resolve_device(device)
     yield device_line()
     yield (f"{steps} timed training steps{' after a warm-up' if warmup else ''}, device {device}; the lazy "
            "R1 step is timed apart and amortized over its interval")
@@ -193,8 +203,8 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
                 if warmup:
                     main_step()
                     r1_step()
-                main = _timed_steps(main_step, steps, trainer.device.type)
-                with_r1 = _timed_steps(r1_step, 1, trainer.device.type)
+                main = _timed(main_step, steps, trainer.device.type, warmup=False)
+                with_r1 = _timed(r1_step, 1, trainer.device.type, warmup=False)
                 seconds = main + max(with_r1 - main, 0.0) / interval
                 if trainer.device.type == "cuda":
                     peak = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 20
@@ -202,14 +212,3 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
                     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 yield (f"{setting:<9} {model:<18} {res:>4} {batch:>5} {seconds / batch * 1000:>10.1f} "
                        f"{batch / seconds:>8.1f} {peak:>9.0f}")
-
-
-def _timed_steps(fn, steps: int, device_type: str) -> float:
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device_type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps

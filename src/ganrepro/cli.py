@@ -220,7 +220,7 @@ def bench_data(num_images, resolution, loader_resolution, loader_images, batch_s
 @click.option("--model", "models_", multiple=True, default=("stylegan2", "ganformer-simplex", "ganformer-duplex", "gan"),
               show_default=True)
 @click.option("--steps", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto: cuda if present).")
 @click.option("--warmup/--no-warmup", default=True, show_default=True,
               help="Run one untimed step of each kind first (needed on GPUs, optional on a CPU).")
 def bench_train(settings, models_, steps, device, warmup) -> None:
@@ -237,7 +237,7 @@ def bench_train(settings, models_, steps, device, warmup) -> None:
 @click.option("--resolution", "resolutions", multiple=True, type=int, default=(32, 64), show_default=True)
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
 @click.option("--steps", default=3, show_default=True, type=click.IntRange(1), help="Timed steps per measurement.")
-@click.option("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu", show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto: cuda if present).")
 @click.option("--bf16/--fp32", default=False, show_default=True, help="bf16 autocast (GPU).")
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the networks first.")

@@ -19,22 +19,19 @@ class ImageDataset(torch.utils.data.Dataset):
     moves them to the device and scales them there.
     """
 
-    def __init__(self, folder: str | Path, xflip: bool = False, max_images: int | None = None):
+    def __init__(self, folder: str | Path, xflip: bool = False):
         self.folder = Path(folder)
         self.manifest = read_manifest(self.folder)
-        images = open_images(self.folder)
-        self.images = images if max_images is None else images[:max_images]
+        self.images = open_images(self.folder)
         self.xflip = xflip
 
     def __getstate__(self):
         # DataLoader workers reopen the memory map instead of receiving a pickled copy.
-        state = dict(self.__dict__)
-        state["images"] = len(self.images)
-        return state
+        return {k: v for k, v in self.__dict__.items() if k != "images"}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self.images = open_images(self.folder)[: state["images"]]
+        self.images = open_images(self.folder)
 
     @property
     def resolution(self) -> int:
