@@ -216,3 +216,15 @@ def test_bench_train_reports_sec_per_kimg_and_img_per_sec():
     sec_per_kimg, img_per_sec = float(row[4]), float(row[5])
     assert sec_per_kimg > 0 and img_per_sec > 0
     assert abs(sec_per_kimg * img_per_sec - 1000) < 15    # the two columns agree (to rounding)
+
+
+def test_half_written_stats_line_from_a_killed_run_is_dropped(tmp_path):
+    from ganrepro.training.run_files import RunFiles
+    files = RunFiles(tmp_path)
+    files.append_stats({"kimg": 0.5, "loss_G": 1.0})
+    files.append_stats({"kimg": 1.0, "loss_G": 0.9})
+    with open(tmp_path / "stats.jsonl", "a") as f:
+        f.write('{"kimg": 1.5, "loss')                      # cut off mid-write
+    files.trim_stats(1000)
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [r["kimg"] for r in lines] == [0.5, 1.0]

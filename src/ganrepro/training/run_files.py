@@ -73,9 +73,14 @@ class RunFiles:
         """Drop lines a killed run wrote after the state it resumes from."""
         path = self.out / "stats.jsonl"
         if path.exists():
-            lines = [line for line in path.read_text().splitlines()
-                     if line.strip() and json.loads(line)["kimg"] * 1000 <= nimg + 1e-6]
-            path.write_text("".join(line + "\n" for line in lines))
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    if json.loads(line)["kimg"] * 1000 <= nimg + 1e-6:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    pass        # a line a killed run left half-written
+            path.write_text("".join(line + "\n" for line in kept))
 
     def publish(self, kimg: int, draw) -> None:
         """Link a kept snapshot into the run folder (atomically) and draw its pictures."""
