@@ -20,6 +20,21 @@ from ganrepro.errors import ConfigError, GanreproError
 DEFAULT_CONFIG = "config/config.yaml"
 
 
+def _config(config_path: str, config_json: str | None) -> dict:
+    """The config from --config-json (Snakemake passes the resolved config) or --config."""
+    if config_json is None:
+        return cfgmod.load(config_path)
+    try:
+        data = json.loads(config_json)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"--config-json is not valid JSON ({err})") from None
+    return cfgmod.resolve(data, origin="--config-json")
+
+
+config_json_option = click.option("--config-json", help="The whole config as JSON instead of --config "
+                                  "(what Snakemake passes).")
+
+
 class _Group(click.Group):
     def invoke(self, ctx):
         try:
@@ -146,12 +161,13 @@ def data_export_png(dataset, out, limit) -> None:
               help="Prepared dataset folder [default: results/datasets/DATASET].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: results/runs/DATASET/MODEL].")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
-def train_command(config_path, dataset, model, data_dir, out, dry_run) -> None:
+@config_json_option
+def train_command(config_path, dataset, model, data_dir, out, dry_run, config_json) -> None:
     """Train one model, writing snapshot-{kimg:06d}.pt at each kimg of the config.
     Run the same command again after an interruption to resume."""
     from ganrepro import models, training
 
-    cfg = cfgmod.load(config_path)
+    cfg = _config(config_path, config_json)
     if model not in models.MODELS:
         raise ConfigError(f"unknown model {model!r}; allowed: {', '.join(models.MODELS)}")
     data_dir = data_dir or f"results/datasets/{dataset}"
@@ -159,6 +175,98 @@ def train_command(config_path, dataset, model, data_dir, out, dry_run) -> None:
         click.echo(json.dumps(training.dry_run(cfg, data_dir, model), indent=2))
         return
     training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}")
+
+
+# ---------------------------------------------------------------------------- metrics
+
+def _counts(value: str) -> list[int]:
+    try:
+        counts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 2:
+        raise click.BadParameter(f"{value!r}: give one or more image counts >= 2, comma-separated")
+    return counts
+
+
+def _metric_options(fn):
+    """Options shared by `evaluate` and `stats`."""
+    for option in reversed([
+        click.option("--num-real", default="all", show_default=True,
+                     help="Real images for the reference statistics, or 'all'."),
+        click.option("--fid-mode", default="clean", show_default=True,
+                     type=click.Choice(["clean", "legacy_tensorflow"]), help="clean-fid's mode."),
+        click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1)),
+        click.option("--weights-dir", default="resources/inception", show_default=True,
+                     type=click.Path(file_okay=False),
+                     help="Where NVIDIA's inception-2015-12-05.pt is used from when present."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: bool = False):
+    from ganrepro.bench import resolve_device
+    from ganrepro.metrics import inception
+    from ganrepro.metrics.features import Featurizer
+
+    extractor = inception.load(weights_dir, resolve_device(device))
+    return Featurizer(extractor, fid_mode, probabilities=probabilities and extractor.logits)
+
+
+@main.command("evaluate")
+@click.option("--snapshot", required=True, type=click.Path(dir_okay=False), help="snapshot-KIMG.pt to measure.")
+@click.option("--dataset", required=True, help="Dataset name (its prepared folder is results/datasets/NAME).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="Prepared dataset folder [default: results/datasets/DATASET].")
+@click.option("--metrics", "names", default="fid,kid,pr,is", show_default=True,
+              help="Comma-separated: fid, kid, pr, is.")
+@click.option("--num-gen", default="10000", show_default=True,
+              help="Generated images; several comma-separated counts come from one pass (10000,50000).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latents and noise.")
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
+              help="Measure under seeds SEED..SEED+R-1 and record their spread (noise estimate).")
+@click.option("--stats", "stats_path", type=click.Path(dir_okay=False),
+              help="Real-statistics cache [default: results/stats/DATASET/MODE-realN.npz].")
+@click.option("--save-images", type=click.Path(file_okay=False), help="Also write the generated images here as PNGs.")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Metrics JSON [default: results/metrics/DATASET/MODEL/kimgKIMG.json].")
+@_metric_options
+def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, out,
+                     num_real, fid_mode, batch_size, weights_dir, device) -> None:
+    """Measure one snapshot: FID/KID (clean-fid), Precision/Recall (k=3), IS where possible."""
+    from ganrepro.bench import resolve_device
+    from ganrepro.metrics import Options, evaluate, write_json
+    from ganrepro.metrics.stats import default_path, parse_num_real
+
+    opts = Options(metrics=[m.strip() for m in names.split(",") if m.strip()], num_gen=_counts(num_gen),
+                   num_real=parse_num_real(num_real), seed=seed, repeats=repeats, fid_mode=fid_mode,
+                   batch_size=batch_size, device=resolve_device(device), weights_dir=weights_dir,
+                   save_images=save_images)
+    data_dir = data_dir or f"results/datasets/{dataset}"
+    stats_path = stats_path or default_path("results/stats", dataset, fid_mode, opts.num_real)
+    record = evaluate(snapshot, data_dir, stats_path, opts)
+    out = out or f"results/metrics/{dataset}/{record['model']}/kimg{record['kimg']:06d}.json"
+    write_json(record, out)
+    values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record["metrics"].items())
+    click.echo(f"{out}: {values} ({record['seconds']:.0f} s)")
+
+
+@main.command("stats")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False), help="Prepared dataset folder.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Cache file (.npz) to write or reuse.")
+@_metric_options
+def stats_command(data_dir, out, num_real, fid_mode, batch_size, weights_dir, device) -> None:
+    """Inception statistics of the real images, cached (reused while the dataset is unchanged)."""
+    from ganrepro.metrics.stats import parse_num_real, real_stats
+
+    featurizer = _featurizer(fid_mode, weights_dir, device)
+    try:
+        s = real_stats(data_dir, parse_num_real(num_real), featurizer, out, batch_size)
+    finally:
+        featurizer.close()
+    click.echo(f"{out}: {s.count} real images, {fid_mode} mode, extractor {s.key['extractor_sha256'][:12]}")
 
 
 # ---------------------------------------------------------------------------- models

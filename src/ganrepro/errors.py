@@ -15,3 +15,7 @@ class DataError(GanreproError):
 
 class DownloadError(DataError):
     """A download failed, was cut off for good, or did not match its checksum."""
+
+
+class MetricsError(GanreproError):
+    """A snapshot cannot be measured: feature extractor missing or wrong, bad options."""

