@@ -1,0 +1,32 @@
+"""The report stage: tables, figures, the claims check and the LaTeX report.
+
+    inputs.py    read what the earlier stages wrote (metrics JSON, run folders, benchmarks,
+                 dataset manifests) and config/published.yaml, with clear errors
+    tables.py    pandas tables -> results/tables/{name}.csv and .tex (booktabs, escaped)
+    figures.py   matplotlib figures -> results/figures/*.pdf and .png (deterministic)
+    claims.py    the paper's claims, each with a verdict and the numbers that decide it
+    render.py    the jinja2 template -> results/report/report.tex, latexmk -> report.pdf
+    cli.py       `ganrepro tables | figures | render | compile`
+
+This module stays light (no pandas, no matplotlib) so the Snakemake rules can import
+the file names below when the DAG is built.
+"""
+
+from __future__ import annotations
+
+# Tables written by `ganrepro tables`, each as results/tables/{name}.csv and {name}.tex.
+TABLES = ("table1", "metrics", "noise", "hparams", "datasets", "compute", "environment",
+          "published_fid50k", "claims")
+# Side files of the tables stage read by `ganrepro render`.
+TABLES_INDEX = "index.json"
+CLAIMS_JSON = "claims.json"
+FIGURES_INDEX = "index.json"
+
+
+def figure_files(datasets: list[str], models: list[str]) -> list[str]:
+    """Every file `ganrepro figures` writes, relative to the figures folder."""
+    out = [f"{kind}_{d}.{ext}" for d in datasets for kind in ("fid", "losses") for ext in ("pdf", "png")]
+    out += [f"samples_{d}_{m}.{ext}" for d in datasets for m in models for ext in ("pdf", "png")]
+    out += [f"attention_{d}_{m}.{ext}" for d in datasets for m in models if m.startswith("ganformer")
+            for ext in ("pdf", "png")]
+    return out + [FIGURES_INDEX]

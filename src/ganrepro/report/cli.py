@@ -1,0 +1,121 @@
+"""`ganrepro tables | figures | render | compile`: the report stage's commands.
+
+The main CLI registers them with `main.add_command(...)` (see COMMANDS). Each reads the
+resolved config from --config-json (what Snakemake passes) or --config FILE.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from ganrepro.errors import ConfigError
+
+log = logging.getLogger(__name__)
+DEFAULT_CONFIG = "config/config.yaml"
+DEFAULT_PUBLISHED = "config/published.yaml"
+
+
+def load_config(config_json: str | None, config_path: str | None) -> dict:
+    from ganrepro import config as cfgmod
+
+    if config_json is not None and config_path is not None:
+        raise ConfigError("give either --config-json or --config, not both")
+    if config_json is not None:
+        try:
+            raw = json.loads(config_json)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"--config-json is not valid JSON ({err})") from None
+        return cfgmod.resolve(raw, origin="--config-json")
+    return cfgmod.load(config_path or DEFAULT_CONFIG)
+
+
+def config_options(f):
+    """--config-json / --config / --results, shared by every report command."""
+    @click.option("--config-json", help="The resolved config as JSON (Snakemake passes this).")
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                  help=f"Config file instead of --config-json [default: {DEFAULT_CONFIG}].")
+    @click.option("--results", "results_dir", default="results", show_default=True,
+                  type=click.Path(file_okay=False), help="The pipeline's results folder.")
+    @functools.wraps(f)
+    def wrapper(config_json, config_path, results_dir, **kwargs):
+        from ganrepro.report.inputs import Results
+
+        results = Results(load_config(config_json, config_path), results_dir)
+        return f(results=results, **kwargs)
+    return wrapper
+
+
+def _published(path: str) -> dict:
+    from ganrepro.report.inputs import load_published
+
+    return load_published(path)
+
+
+@click.command("tables")
+@config_options
+@click.option("--published", default=DEFAULT_PUBLISHED, show_default=True, type=click.Path(dir_okay=False),
+              help="The published figures with their sources.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: RESULTS/tables].")
+def tables_command(results, published, out) -> None:
+    """Tables (CSV + LaTeX) and the claims check from the metrics, runs and datasets."""
+    from ganrepro.report.tables import write_tables
+
+    out = Path(out or results.root / "tables")
+    paths = write_tables(results, _published(published), out)
+    click.echo(f"wrote {len(paths)} table files and claims.json to {out}")
+
+
+@click.command("figures")
+@config_options
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: RESULTS/figures].")
+def figures_command(results, out) -> None:
+    """FID curves, losses, sample grids across checkpoints and attention maps (PDF + PNG)."""
+    from ganrepro.report.figures import write_figures
+
+    out = Path(out or results.root / "figures")
+    write_figures(results, out)
+    click.echo(f"wrote the figures to {out}")
+
+
+@click.command("render")
+@config_options
+@click.option("--published", default=DEFAULT_PUBLISHED, show_default=True, type=click.Path(dir_okay=False))
+@click.option("--template", default="report/report.tex.j2", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--bib", default="report/references.bib", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--tables", "tables_dir", type=click.Path(file_okay=False), help="[default: RESULTS/tables]")
+@click.option("--figures", "figures_dir", type=click.Path(file_okay=False), help="[default: RESULTS/figures]")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: RESULTS/report].")
+@click.option("--pdf/--no-pdf", default=False, show_default=True,
+              help="Also compile the PDF with latexmk (if it is not installed: say how to get it).")
+def render_command(results, published, template, bib, tables_dir, figures_dir, out, pdf) -> None:
+    """Render the LaTeX report from the tables, figures and published figures."""
+    from ganrepro.report import render
+
+    root = results.root
+    tex = render.render(results, _published(published), template, bib, tables_dir or root / "tables",
+                        figures_dir or root / "figures", out or root / "report")
+    click.echo(f"wrote {tex}")
+    if pdf:
+        if render.have_latexmk():
+            click.echo(f"wrote {render.compile_pdf(tex)}")
+        else:
+            log.warning(render.no_tex_message(tex))
+
+
+@click.command("compile")
+@click.option("--tex", default="results/report/report.tex", show_default=True, type=click.Path(dir_okay=False),
+              help="The rendered report.")
+@click.option("--timeout", default=600, show_default=True, type=click.IntRange(1), help="Seconds latexmk may take.")
+def compile_command(tex, timeout) -> None:
+    """Compile the rendered report to PDF with latexmk (atomically: build folder, then move)."""
+    from ganrepro.report import render
+
+    click.echo(f"wrote {render.compile_pdf(tex, timeout)}")
+
+
+COMMANDS = (tables_command, figures_command, render_command, compile_command)

@@ -1,0 +1,173 @@
+"""Computational requirements and the software/hardware environment of a run: the
+compute and environment tables and the facts the report's setup section states."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ganrepro.report.inputs import ReportError, Results, median, model_label
+
+DASH = "–"
+
+
+def git_commit(where: str | Path = ".") -> str:
+    """`git rev-parse HEAD` of the working tree, or "unknown"."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=where, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+def this_machine() -> dict[str, Any]:
+    """The machine the report is rendered on (the training device is in each run's options)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory,
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+
+
+def run_device(options: dict[str, Any] | None) -> str | None:
+    if not options:
+        return None
+    device = (options.get("resolved") or {}).get("device")
+    if device and device.startswith("cuda") and options.get("cuda_device"):
+        return f"{device} ({options['cuda_device']})"
+    return device
+
+
+def run_hparams(results: Results) -> tuple[str, dict[str, Any], list[str]]:
+    """(model, its resolved hyper-parameters, training devices) for the hyper-parameter
+    table: a GANformer model's (duplex first) when one is configured, else the first model's."""
+    preferred = [m for m in ("ganformer-duplex", "ganformer-simplex") if m in results.models] or results.models
+    model = preferred[0]
+    devices = sorted({d for ds in results.datasets for m in results.models
+                      if (d := run_device(results.options(ds, m)))})
+    options = results.options(results.datasets[0], model)
+    if options and isinstance(options.get("hparams"), dict):
+        return model, options["hparams"], devices
+    from ganrepro import models   # imports torch: only when no run recorded its options
+
+    resolution = int(results.cfg["datasets"][results.datasets[0]].get("resolution", 64))
+    cfg = models.resolve_hparams(model, **models.configured_hparams(results.cfg, model, resolution))
+    return model, {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, devices
+
+
+def generator_parameters(path: Path) -> int:
+    if not path.exists():
+        raise ReportError(f"{path} does not exist; the train rule (ganrepro train) writes it")
+    from ganrepro import models
+
+    G, _ = models.load_snapshot(path)
+    return models.count_parameters(G)
+
+
+def hms(seconds: float | None) -> str:
+    if seconds is None:
+        return DASH
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def compute_table(results: Results):
+    from ganrepro.report.latex import Notes
+    from ganrepro.report.tables import Table, show
+
+    rows, shown = [], []
+    for d in results.datasets:
+        for model in results.models:
+            ticks = results.stats(d, model)
+            train = results.benchmark(results.train_benchmark_path(d, model))
+            evals = [results.benchmark(results.evaluate_benchmark_path(d, model, k)) for k in results.kimgs]
+            eval_s = sum(b["s"] for b in evals if b and "s" in b) if any(evals) else None
+            peaks = [t["peak_mem_mb"] for t in ticks if t.get("peak_mem_mb") is not None]
+            row = {"Dataset": d, "Model": model_label(model), "Device": run_device(results.options(d, model)),
+                   "Train s": train.get("s") if train else None, "Evaluate s": eval_s,
+                   "sec/kimg": median([t.get("sec_per_kimg") for t in ticks]),
+                   "img/s": median([t.get("img_per_sec") for t in ticks]),
+                   "Peak memory MB": max(peaks) if peaks else None,
+                   "Train max RSS MB": train.get("max_rss") if train else None,
+                   "G parameters": generator_parameters(results.snapshot_path(d, model, results.kimgs[-1]))}
+            rows.append(row)
+            shown.append({"Dataset": d, "Model": row["Model"], "Device": row["Device"] or DASH,
+                          "Train": hms(row["Train s"]), "Evaluate": hms(row["Evaluate s"]),
+                          "sec/kimg": show(row["sec/kimg"], 1), "img/s": show(row["img/s"], 2),
+                          "Peak memory (MB)": show(row["Peak memory MB"], 0),
+                          "G params (M)": f"{row['G parameters'] / 1e6:.2f}"})
+    notes = Notes()
+    notes.line("Train and Evaluate: wall time (h:mm:ss) from Snakemake's benchmark files, Evaluate summed "
+               "over checkpoints; sec/kimg and img/s: median over the training ticks of stats.jsonl; peak "
+               "memory: the largest of the ticks (GPU memory allocated on a GPU, the process's peak RSS on a CPU)")
+    notes.line(f"{DASH}: no benchmark file or stats.jsonl (the run was not made by Snakemake, or has no ticks)")
+    return Table("compute", "Computational requirements of this run", pd.DataFrame(rows), pd.DataFrame(shown),
+                 notes, "lll" + "r" * 6)
+
+
+def environment(results: Results) -> dict[str, Any]:
+    """Software versions, devices and measurement settings, for the table and the text."""
+    versions: dict[str, str] = {}
+    train_devices, eval_devices, hosts, commits = set(), set(), set(), set()
+    for d in results.datasets:
+        for model in results.models:
+            opts = results.options(d, model) or {}
+            versions.update({k: str(v) for k, v in (opts.get("versions") or {}).items()})
+            if (dev := run_device(opts)):
+                train_devices.add(dev)
+            if opts.get("host"):
+                hosts.add(opts["host"])
+            if opts.get("git_commit"):
+                commits.add(opts["git_commit"])
+    extractor, modes = {}, set()
+    for m in results.measurements():
+        versions.update({k: str(v) for k, v in (m.raw.get("versions") or {}).items()})
+        if m.raw.get("device"):
+            eval_devices.add(str(m.raw["device"]))
+        extractor = m.raw.get("extractor") or extractor
+        if m.raw.get("fid_mode"):
+            modes.add(m.raw["fid_mode"])
+    metrics = results.cfg["metrics"]
+    return {"versions": dict(sorted(versions.items())), "train_devices": sorted(train_devices),
+            "eval_devices": sorted(eval_devices), "hosts": sorted(hosts),
+            "git_commit": git_commit(), "train_commits": sorted(commits),
+            "extractor": extractor, "fid_modes": sorted(modes) or [metrics["fid_mode"]],
+            "machine": this_machine(), "num_real": metrics["num_real"], "num_gen": metrics["num_gen"],
+            "final_num_gen": metrics["final_num_gen"], "repeats": metrics["repeats"]}
+
+
+def environment_table(results: Results):
+    from ganrepro.report.latex import Notes
+    from ganrepro.report.tables import Table
+
+    env = environment(results)
+    ext = env["extractor"] or {}
+    rows = [("git commit (report)", env["git_commit"]),
+            ("git commit (training)", ", ".join(env["train_commits"]) or "unknown"),
+            ("training device", ", ".join(env["train_devices"]) or "unknown"),
+            ("evaluation device", ", ".join(env["eval_devices"]) or "unknown"),
+            ("training host", ", ".join(env["hosts"]) or "unknown"),
+            ("tables made on", f"{env['machine']['cpu']}, {env['machine']['cores']} cores")]
+    rows += [(f"{name} version", version) for name, version in env["versions"].items()]
+    rows += [("feature extractor", ext.get("name", "unknown")),
+             ("extractor sha256", (ext.get("sha256") or "unknown")[:16]),
+             ("FID mode", ", ".join(env["fid_modes"])), ("real images", str(env["num_real"])),
+             ("generated images", f"{env['num_gen']} per checkpoint, {env['final_num_gen'] or env['num_gen']} "
+                                  f"at the last"), ("seeds at the last checkpoint", str(env["repeats"]))]
+    frame = pd.DataFrame(rows, columns=["Item", "Value"])
+    return Table("environment", "Software and hardware of this run", frame, frame, Notes(), "ll")

@@ -1,0 +1,172 @@
+"""The report's figures: vector PDF for LaTeX and PNG for a quick look.
+
+    fid_{dataset}          FID vs kimg, every model on one plot (error bar: std over seeds)
+    losses_{dataset}       G and D losses vs kimg from stats.jsonl
+    samples_{dataset}_{m}  the fixed-latent grid across checkpoints, one row per kimg
+    attention_{dataset}_{m}  GANformer: where latents attend, at the last checkpoint
+
+Files are deterministic: no creation date in the PDF, no software tag in the PNG, and
+raster strips composed pixel-exactly with PIL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ganrepro.report import FIGURES_INDEX  # noqa: E402
+from ganrepro.report.inputs import Results, ReportError, count_suffix, model_label  # noqa: E402
+
+log = logging.getLogger(__name__)
+PDF_META = {"CreationDate": None, "Producer": None, "Creator": None}
+PNG_META = {"Software": None}
+STYLE = {"stylegan2": ("tab:gray", "o"), "ganformer-simplex": ("tab:blue", "s"),
+         "ganformer-duplex": ("tab:red", "D"), "gan": ("tab:green", "^")}
+
+
+def _save(fig, out: Path, stem: str, dpi: int = 150) -> list[Path]:
+    paths = []
+    for ext, meta in (("pdf", PDF_META), ("png", PNG_META)):
+        path = out / f"{stem}.{ext}"
+        tmp = path.with_name(f".{stem}.tmp-{os.getpid()}.{ext}")
+        fig.savefig(tmp, format=ext, metadata=meta, dpi=dpi, bbox_inches="tight")
+        os.replace(tmp, path)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def fid_figure(results: Results, dataset: str, out: Path) -> list[Path]:
+    suffix = count_suffix(int(results.cfg["metrics"]["num_gen"]))
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    plotted = 0
+    for model in results.models:
+        points = [(k, results.measurement(dataset, model, k)) for k in results.kimgs]
+        xs = [k for k, m in points if isinstance(m.get("FID", suffix), float)]
+        ys = [m.get("FID", suffix) for _, m in points if isinstance(m.get("FID", suffix), float)]
+        if not xs:
+            continue
+        color, marker = STYLE.get(model, (None, "o"))
+        ax.plot(xs, ys, marker=marker, color=color, label=model_label(model), linewidth=1.2, markersize=4)
+        last = results.last(dataset, model)
+        std = last.std("FID", suffix)
+        if std is not None and xs[-1] == last.kimg:
+            ax.errorbar([xs[-1]], [ys[-1]], yerr=[2 * std], color=color, capsize=3, linewidth=1)
+        plotted += 1
+    ax.set_xlabel("kimg (thousands of real images shown to D)")
+    ax.set_ylabel(f"FID{suffix} (lower is better)")
+    ax.set_title(f"{dataset}: FID over training")
+    ax.grid(alpha=0.3)
+    if plotted:
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "FID was not measured", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, out, f"fid_{dataset}")
+
+
+def losses_figure(results: Results, dataset: str, out: Path) -> list[Path]:
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharex=True)
+    for model in results.models:
+        ticks = results.stats(dataset, model)
+        color, _ = STYLE.get(model, (None, "o"))
+        for ax, key in zip(axes, ("loss_G", "loss_D")):
+            pts = [(t["kimg"], t[key]) for t in ticks if t.get(key) is not None]
+            if pts:
+                ax.plot(*zip(*pts), color=color, label=model_label(model), linewidth=1.2)
+    for ax, title in zip(axes, ("generator loss", "discriminator loss")):
+        ax.set_title(title)
+        ax.set_xlabel("kimg")
+        ax.grid(alpha=0.3)
+    if axes[0].lines:
+        axes[0].legend(frameon=False, fontsize=8)
+    else:
+        axes[0].text(0.5, 0.5, "no stats.jsonl ticks", ha="center", va="center", transform=axes[0].transAxes)
+    return _save(fig, out, f"losses_{dataset}")
+
+
+def grid_strip(path: Path, grid: int, columns: int) -> np.ndarray:
+    """The first row of a grid-*.png (its first `columns` samples) as an HxWxC array."""
+    if not path.exists():
+        raise ReportError(f"{path} does not exist; the train rule writes it with each snapshot")
+    img = np.asarray(Image.open(path).convert("RGB"))
+    tile = img.shape[0] // grid
+    if tile * grid != img.shape[0]:
+        raise ReportError(f"{path} is {img.shape[0]} px high, not a multiple of train.grid = {grid}")
+    return img[:tile, : tile * min(columns, grid)]
+
+
+def samples_figure(results: Results, dataset: str, model: str, out: Path, columns: int = 8) -> list[Path]:
+    grid = int(results.cfg["train"]["grid"])
+    run = results.run_dir(dataset, model)
+    strips = [grid_strip(run / f"grid-{k:06d}.png", grid, columns) for k in results.kimgs]
+    stacked = np.concatenate(strips, axis=0)
+    png = out / f"samples_{dataset}_{model}.png"
+    tmp = png.with_name(f".{png.name}.tmp-{os.getpid()}.png")
+    Image.fromarray(stacked).save(tmp)                  # exact pixels, no metadata
+    os.replace(tmp, png)
+    tile = strips[0].shape[0]
+    fig, ax = plt.subplots(figsize=(0.75 * stacked.shape[1] / tile, 0.75 * len(strips) + 0.4))
+    ax.imshow(stacked, interpolation="nearest")
+    ax.set_yticks([tile * (i + 0.5) for i in range(len(strips))], [f"{k} kimg" for k in results.kimgs], fontsize=8)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(f"{model_label(model)} on {dataset}: the same latents at each checkpoint", fontsize=9)
+    pdf = _save_pdf_only(fig, out, f"samples_{dataset}_{model}")
+    return [pdf, png]
+
+
+def _save_pdf_only(fig, out: Path, stem: str) -> Path:
+    path = out / f"{stem}.pdf"
+    tmp = path.with_name(f".{stem}.tmp-{os.getpid()}.pdf")
+    fig.savefig(tmp, format="pdf", metadata=PDF_META, dpi=300, bbox_inches="tight")
+    os.replace(tmp, path)
+    plt.close(fig)
+    return path
+
+
+def attention_figure(results: Results, dataset: str, model: str, out: Path) -> list[Path]:
+    kimg = results.kimgs[-1]
+    src = results.run_dir(dataset, model) / f"attention-{kimg:06d}.png"
+    fig, ax = plt.subplots(figsize=(5.0, 5.0))
+    ax.axis("off")
+    if src.exists():
+        ax.imshow(np.asarray(Image.open(src).convert("RGB")), interpolation="nearest")
+        ax.set_title(f"{model_label(model)} on {dataset}, {kimg} kimg: image, then four latents' attention",
+                     fontsize=8)
+    else:
+        log.warning("%s does not exist: the attention figure says so", src)
+        ax.text(0.5, 0.5, f"no attention map was written\n({src})", ha="center", va="center", fontsize=8)
+    return _save(fig, out, f"attention_{dataset}_{model}", dpi=200)
+
+
+def write_figures(results: Results, out: str | Path) -> dict[str, Any]:
+    """Every figure of the report, plus index.json (what each file shows) in `out`."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    plt.rcParams.update({"svg.hashsalt": "ganrepro", "pdf.fonttype": 42, "font.size": 9})
+    index: dict[str, Any] = {"fid": {}, "losses": {}, "samples": {}, "attention": {}}
+    for d in results.datasets:
+        index["fid"][d] = fid_figure(results, d, out)[0].name
+        index["losses"][d] = losses_figure(results, d, out)[0].name
+        index["samples"][d], index["attention"][d] = {}, {}
+        for model in results.models:
+            index["samples"][d][model] = samples_figure(results, d, model, out)[0].name
+            if model.startswith("ganformer"):
+                index["attention"][d][model] = attention_figure(results, d, model, out)[0].name
+    path = out / FIGURES_INDEX
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(index, indent=2) + "\n")
+    os.replace(tmp, path)
+    log.info("wrote the figures of %d dataset(s) to %s", len(results.datasets), out)
+    return index

@@ -1,0 +1,255 @@
+"""Read what the earlier stages wrote, for the tables, figures and claims.
+
+Everything here only reads files under results/ (and config/published.yaml). A file the
+report cannot do without is an error naming the file and the rule that makes it; a file
+that only adds detail (a benchmark, stats.jsonl) is allowed to be missing and shows as
+"–" in the tables, with a warning in the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ganrepro.errors import GanreproError
+
+log = logging.getLogger(__name__)
+
+# Display names and order of the measured quantities.
+QUANTITIES = ("FID", "KID", "Precision", "Recall", "IS")
+MODEL_LABELS = {"stylegan2": "StyleGAN2", "ganformer-simplex": "GANformer simplex",
+                "ganformer-duplex": "GANformer duplex", "gan": "GAN"}
+_METRIC_KEY = re.compile(r"^(fid|kid|pr|is)(\d+k?)$")
+_NOISE_KEY = re.compile(r"^(fid|kid|precision|recall|is)(\d+k?)$")
+_NOISE_NAMES = {"fid": "FID", "kid": "KID", "precision": "Precision", "recall": "Recall", "is": "IS"}
+
+
+class ReportError(GanreproError):
+    """An input of the report is missing or malformed."""
+
+
+def model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
+
+
+def suffix_count(suffix: str) -> int:
+    """'10k' -> 10000, '200' -> 200 (the metric-name convention of the metrics stage)."""
+    return int(suffix[:-1]) * 1000 if suffix.endswith("k") else int(suffix)
+
+
+def count_suffix(n: int) -> str:
+    return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A metric the evaluation could not measure, with its reason (shown as n/a)."""
+    reason: str
+
+
+Value = float | Unavailable
+
+
+@dataclass
+class Measurement:
+    """One metrics JSON: results/metrics/{dataset}/{model}/kimg{kimg:06d}.json."""
+    dataset: str
+    model: str
+    kimg: int
+    path: Path
+    raw: dict[str, Any]
+    values: dict[tuple[str, str], Value] = field(default_factory=dict)   # (quantity, suffix) -> value
+    noise: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def suffixes(self) -> list[str]:
+        return sorted({s for _, s in self.values}, key=suffix_count)
+
+    def get(self, quantity: str, suffix: str) -> Value | None:
+        return self.values.get((quantity, suffix))
+
+    def std(self, quantity: str, suffix: str) -> float | None:
+        entry = self.noise.get((quantity, suffix))
+        return float(entry["std"]) if entry and entry.get("std") is not None else None
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ReportError(f"{where} must be a finite number (got {value!r})")
+    return float(value)
+
+
+def parse_measurement(raw: Any, path: Path, dataset: str, model: str, kimg: int) -> Measurement:
+    """Check the shape of a metrics JSON and flatten its values by (quantity, count)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
+        raise ReportError(f"{path} has no 'metrics' mapping; run the evaluate rule again")
+    if raw.get("kimg") is not None and int(raw["kimg"]) != kimg:
+        raise ReportError(f"{path} says kimg {raw['kimg']} but its name says {kimg}; run the evaluate rule again")
+    m = Measurement(dataset, model, kimg, path, raw)
+    for key, value in raw["metrics"].items():
+        match = _METRIC_KEY.match(key)
+        if not match:
+            log.warning("%s: ignoring unknown metric %r", path, key)
+            continue
+        kind, suffix = match.groups()
+        where = f"{path}: metrics.{key}"
+        if kind in ("fid", "kid"):
+            m.values[(kind.upper(), suffix)] = _number(value, where)
+        elif kind == "pr":
+            if not isinstance(value, dict):
+                raise ReportError(f"{where} must be a mapping with precision and recall")
+            m.values[("Precision", suffix)] = _number(value.get("precision"), f"{where}.precision")
+            m.values[("Recall", suffix)] = _number(value.get("recall"), f"{where}.recall")
+        else:
+            mean = value.get("mean") if isinstance(value, dict) else value
+            m.values[("IS", suffix)] = _number(mean, f"{where}.mean")
+    for key, reason in (raw.get("unavailable") or {}).items():
+        match = _METRIC_KEY.match(key)
+        if not match:
+            continue
+        kind, suffix = match.groups()
+        for name in (("Precision", "Recall") if kind == "pr" else (kind.upper(),)):
+            m.values.setdefault((name, suffix), Unavailable(str(reason)))
+    for key, entry in (raw.get("noise") or {}).items():
+        match = _NOISE_KEY.match(key)
+        if match and isinstance(entry, dict):
+            m.noise[(_NOISE_NAMES[match.group(1)], match.group(2))] = entry
+    return m
+
+
+class Results:
+    """The files of one pipeline run under `root` (results/), for the config `cfg`."""
+
+    def __init__(self, cfg: dict[str, Any], root: str | Path = "results"):
+        self.cfg = cfg
+        self.root = Path(root)
+        self.datasets: list[str] = list(cfg["datasets"])
+        self.models: list[str] = list(cfg["models"])
+        self.kimgs: list[int] = [int(k) for k in cfg["kimg"]]
+        self._measurements: dict[tuple[str, str, int], Measurement] = {}
+
+    # -- paths ---------------------------------------------------------------------
+    def metrics_path(self, dataset: str, model: str, kimg: int) -> Path:
+        return self.root / "metrics" / dataset / model / f"kimg{kimg:06d}.json"
+
+    def run_dir(self, dataset: str, model: str) -> Path:
+        return self.root / "runs" / dataset / model
+
+    def snapshot_path(self, dataset: str, model: str, kimg: int) -> Path:
+        return self.run_dir(dataset, model) / f"snapshot-{kimg:06d}.pt"
+
+    def train_benchmark_path(self, dataset: str, model: str) -> Path:
+        return self.root / "benchmarks" / "train" / dataset / f"{model}.tsv"
+
+    def evaluate_benchmark_path(self, dataset: str, model: str, kimg: int) -> Path:
+        return self.root / "benchmarks" / "evaluate" / dataset / model / f"kimg{kimg:06d}.tsv"
+
+    # -- readers -------------------------------------------------------------------
+    def measurement(self, dataset: str, model: str, kimg: int) -> Measurement:
+        key = (dataset, model, kimg)
+        if key not in self._measurements:
+            path = self.metrics_path(dataset, model, kimg)
+            raw = read_json(path, f"the evaluate rule (ganrepro evaluate) writes it from "
+                                  f"{self.snapshot_path(dataset, model, kimg)}")
+            self._measurements[key] = parse_measurement(raw, path, dataset, model, kimg)
+        return self._measurements[key]
+
+    def measurements(self) -> list[Measurement]:
+        return [self.measurement(d, m, k) for d in self.datasets for m in self.models for k in self.kimgs]
+
+    def last(self, dataset: str, model: str) -> Measurement:
+        return self.measurement(dataset, model, self.kimgs[-1])
+
+    def stats(self, dataset: str, model: str) -> list[dict[str, Any]]:
+        """The ticks of stats.jsonl (empty, with a warning, if the file is missing)."""
+        path = self.run_dir(dataset, model) / "stats.jsonl"
+        if not path.exists():
+            log.warning("%s does not exist: the training columns will show '–'", path)
+            return []
+        ticks = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s line %d is not JSON (a killed run?); skipped", path, number)
+                continue
+            if isinstance(record, dict) and "kimg" in record:
+                ticks.append(record)
+        return ticks
+
+    def options(self, dataset: str, model: str) -> dict[str, Any] | None:
+        path = self.run_dir(dataset, model) / "training_options.json"
+        if not path.exists():
+            log.warning("%s does not exist: this run's settings come from the config", path)
+            return None
+        return read_json(path, "the train rule writes it")
+
+    def manifest(self, dataset: str) -> dict[str, Any]:
+        path = self.root / "datasets" / dataset / "dataset.json"
+        return read_json(path, "the prepare_dataset rule (ganrepro data prepare) writes it")
+
+    def benchmark(self, path: Path) -> dict[str, float] | None:
+        """The first row of a Snakemake benchmark TSV (s, max_rss, cpu_time, ...)."""
+        if not path.exists():
+            log.warning("%s does not exist (Snakemake writes it when the rule runs)", path)
+            return None
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise ReportError(f"{path} has no measurement row; run its rule again")
+        head, row = lines[0].split("\t"), lines[1].split("\t")
+        out = {}
+        for key, value in zip(head, row):
+            try:
+                out[key] = float(value)
+            except ValueError:
+                pass          # h:m:s and "NA" fields
+        return out
+
+
+def read_json(path: Path, made_by: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path} does not exist; {made_by}") from None
+    except json.JSONDecodeError as err:
+        raise ReportError(f"{path} is not valid JSON ({err}); {made_by}, so run that again") from None
+
+
+_PUBLISHED_KEYS = ("sources", "paper_means", "official_fid50k", "replication_fid", "replication_throughput",
+                   "paper_claims", "hparams")
+
+
+def load_published(path: str | Path) -> dict[str, Any]:
+    """config/published.yaml, checked for the blocks the report uses."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path} does not exist; it holds the published figures (config/published.yaml "
+                          "in the repository)") from None
+    except yaml.YAMLError as err:
+        raise ReportError(f"{path} is not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} must be a mapping with the keys {', '.join(_PUBLISHED_KEYS)}")
+    missing = [k for k in _PUBLISHED_KEYS if k not in data]
+    if missing:
+        raise ReportError(f"{path} lacks the key(s) {', '.join(missing)}")
+    for name, block in data.items():
+        if isinstance(block, dict) and "source" in block and block["source"] not in data["sources"]:
+            raise ReportError(f"{path}: {name}.source is {block['source']!r}; allowed: "
+                              f"{', '.join(data['sources'])} (the keys of 'sources')")
+    return data
+
+
+def median(values: list[float]) -> float | None:
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2

@@ -1,0 +1,122 @@
+# Stage 4: tables, figures and the LaTeX report -> results/tables/, results/figures/,
+# results/report/report.tex and, when a TeX engine is installed, report.pdf.
+# The rules run on the submitting machine (localrule): they are light, and on a cluster
+# the login node is where TeX usually is.
+import shutil
+from pathlib import Path
+
+from snakemake.logging import logger
+
+from ganrepro.report import CLAIMS_JSON, TABLES, TABLES_INDEX, figure_files
+
+HAVE_LATEXMK = shutil.which("latexmk") is not None
+
+
+def report_inputs():
+    """What every report rule reads: metrics, snapshots, manifests and benchmarks."""
+    return {
+        "metrics": metrics_files(),
+        "snapshots": [s for d in DATASETS for m in MODELS for s in snapshot_files(d, m)],
+        "manifests": dataset_targets(),
+        "train_benchmarks": expand("results/benchmarks/train/{dataset}/{model}.tsv", dataset=DATASETS, model=MODELS),
+        "evaluate_benchmarks": [f"results/benchmarks/evaluate/{d}/{m}/kimg{k:06d}.tsv"
+                                for d in DATASETS for m in MODELS for k in KIMGS],
+    }
+
+
+def report_targets():
+    """The report's files: the PDF too when latexmk is installed."""
+    return ["results/report/report.tex"] + (["results/report/report.pdf"] if HAVE_LATEXMK else [])
+
+
+rule tables:
+    input:
+        **report_inputs(),
+        published="config/published.yaml",
+    output:
+        expand("results/tables/{name}.{ext}", name=TABLES, ext=("csv", "tex")),
+        index=f"results/tables/{TABLES_INDEX}",
+        claims=f"results/tables/{CLAIMS_JSON}",
+    params:
+        cfg=config_json,
+    log:
+        "results/logs/report/tables.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "ganrepro tables --config-json {params.cfg:q} --results results --published {input.published:q}"
+        " --out results/tables > {log} 2>&1"
+
+
+rule figures:
+    input:
+        **report_inputs(),
+    output:
+        expand("results/figures/{name}", name=figure_files(DATASETS, MODELS)),
+    params:
+        cfg=config_json,
+    log:
+        "results/logs/report/figures.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "ganrepro figures --config-json {params.cfg:q} --results results --out results/figures > {log} 2>&1"
+
+
+rule render_report:
+    input:
+        rules.tables.output,
+        rules.figures.output,
+        published="config/published.yaml",
+        template="report/report.tex.j2",
+        bib="report/references.bib",
+    output:
+        tex="results/report/report.tex",
+        bib="results/report/references.bib",
+    params:
+        cfg=config_json,
+    log:
+        "results/logs/report/render_report.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    shell:
+        "ganrepro render --config-json {params.cfg:q} --results results --published {input.published:q}"
+        " --template {input.template:q} --bib {input.bib:q} --out results/report > {log} 2>&1"
+
+
+rule compile_pdf:
+    input:
+        rules.render_report.output,
+        rules.tables.output,
+        rules.figures.output,
+        tex="results/report/report.tex",
+    output:
+        "results/report/report.pdf",
+    log:
+        "results/logs/report/compile_pdf.log",
+    localrule: True
+    shell:
+        # Fails with a message saying how to install TeX when latexmk is missing.
+        "ganrepro compile --tex {input.tex:q} > {log} 2>&1"
+
+
+rule report:
+    input:
+        report_targets(),
+    log:
+        "results/logs/report/report.log",
+    localrule: True
+    params:
+        have_latexmk=HAVE_LATEXMK,
+    run:
+        from ganrepro.report.render import no_tex_message
+
+        with open(log[0], "w") as f:
+            if params.have_latexmk:
+                f.write("the report is results/report/report.pdf\n")
+            else:
+                f.write(no_tex_message(Path(input[0])) + "\n")
+                logger.warning(no_tex_message(Path(input[0])))
