@@ -4,15 +4,20 @@ PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.ganrepro-installed
-CORES   ?= 1
-# Empty = Snakemake's default target, the furthest stage that exists so far.
+CORES   ?= all
+# Empty = the Snakefile's default target, rule `report` (the reproducibility report).
 TARGET  ?=
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install report test bench constraints clean
+# Debian's TeX packages for the PDF (about 30 s, no recommends). Installed by `make report`
+# when latexmk is missing and this is root on Debian/Ubuntu; otherwise report.tex is still
+# made and the log says how to get the PDF.
+TEX_PACKAGES := latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern
+
+.PHONY: install tex report test bench constraints clean
 
 install: $(STAMP)
 
@@ -22,7 +27,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e '.[test]'
 	touch $@
 
-report: install
+tex:
+	@if command -v latexmk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing TeX for the report PDF: $(TEX_PACKAGES)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES); \
+	else \
+	  echo "latexmk not found: the report will stop at results/report/report.tex;" \
+	       "for the PDF install TeX (Debian/Ubuntu: sudo apt-get install $(TEX_PACKAGES))"; \
+	fi
+
+report: install tex
 	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS) $(TARGET)
 
 test: install

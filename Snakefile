@@ -1,6 +1,7 @@
 # ganrepro: reproduce "Generative Adversarial Transformers" (Hudson & Zitnick, 2021).
-#   snakemake --cores 1                               embedded default (config/config.yaml)
+#   snakemake --cores 1 report                          embedded default (config/config.yaml)
 #   snakemake --cores 1 --configfile config/paper.yaml  the paper / replication setting
+#   snakemake --profile workflow/profiles/slurm ...     the same DAG on a SLURM cluster
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -15,10 +16,10 @@ if not workflow.overwrite_configfiles:
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/metrics.smk"
+include: "workflow/rules/report.smk"
 
 
-# Default target: the furthest stage that exists so far (the prepared datasets).
-rule all:
-    input:
-        dataset_targets(),
-    default_target: True
+# Default target: rule `report` (workflow/rules/report.smk), the reproducibility report:
+# results/report/report.tex, and report.pdf where a TeX engine (latexmk) is installed.

@@ -44,6 +44,19 @@ def test_frechet_distance_equals_the_closed_form_on_known_gaussians():
     assert scores.fid(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("n, m", [(300, 400), (20, 25), (40, 500)])
+def test_our_fid_routes_equal_clean_fids_frechet_distance(n, m):
+    """Full-rank (n, m > d) and low-rank (fewer samples than dimensions) feature sets."""
+    rng = np.random.default_rng(n)
+    mix = rng.normal(size=(32, 32))
+    f1, f2 = rng.normal(size=(n, 32)) @ mix, rng.normal(0.3, 1.2, size=(m, 32)) @ mix
+    mu1, s1 = scores.mean_cov(f1)
+    mu2, s2 = scores.mean_cov(f2)
+    reference = scores.fid_cleanfid(mu1, s1, mu2, s2)
+    assert scores.fid(mu1, s1, mu2, s2) == pytest.approx(reference, rel=1e-6)
+    assert scores.fid_features(f1, mu2, s2, f2) == pytest.approx(reference, rel=1e-6)
+
+
 def test_kid_is_zero_on_average_for_one_distribution_and_positive_for_two():
     rng = np.random.default_rng(2)
     same = [scores.kid(gaussian(rng, 200, 0, 1), gaussian(rng, 200, 0, 1), seed=s) for s in range(10)]
@@ -147,7 +160,7 @@ def test_our_features_and_fid_equal_clean_fids_own_on_the_same_images(extractor,
                                   num_workers=0, batch_size=8, device=torch.device("cpu"), verbose=False,
                                   use_dataparallel=False)
     other, _ = featurizer(np.ascontiguousarray(images[6:12].transpose(0, 2, 3, 1)))
-    assert scores.fid(*scores.mean_cov(ours), *scores.mean_cov(other)) == pytest.approx(theirs, rel=1e-5)
+    assert scores.fid_features(ours, *scores.mean_cov(other), other) == pytest.approx(theirs, rel=1e-5)
 
 
 def test_nvidia_and_offline_networks_agree_when_both_are_present(extractor, toy):
@@ -223,7 +236,7 @@ def test_evaluate_writes_the_record_and_is_reproducible(extractor, toy, snapshot
     feats = cleanfid.get_folder_features(str(tmp_path / "png"), model=extractor, num_workers=0, batch_size=8,
                                          device=torch.device("cpu"), mode="clean", verbose=False)
     real = stats.read(tmp_path / "s.npz")
-    assert scores.fid(*scores.mean_cov(feats), real.mu, real.sigma) == pytest.approx(m["fid16"], rel=1e-5)
+    assert scores.fid_features(feats, real.mu, real.sigma, real.feats) == pytest.approx(m["fid16"], rel=1e-5)
     ganrepro(*[a if a != "2" else "1" for a in args[:-2]])               # --repeats 1 now
     assert json.loads(out.read_text())["metrics"] == m                # same seed -> same numbers
 

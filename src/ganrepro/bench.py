@@ -212,3 +212,53 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
                     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 yield (f"{setting:<9} {model:<18} {res:>4} {batch:>5} {seconds / batch * 1000:>10.1f} "
                        f"{batch / seconds:>8.1f} {peak:>9.0f}")
+
+
+def bench_metrics(settings, model: str, images: int, device: str, batch_size: int) -> Iterator[str]:
+    """Inception feature throughput and the time of one FID evaluation per setting.
+
+    `images` generated images are measured end to end (generate, quantize, resize,
+    Inception); the fid10k/fid50k times are projected linearly from them plus the
+    measured cost of the Frechet distance itself (a 2048x2048 matrix square root).
+    """
+    from ganrepro import config, models
+    from ganrepro.metrics import inception, scores
+    from ganrepro.metrics.evaluate import generate
+    from ganrepro.metrics.features import Featurizer
+
+    device = resolve_device(device)
+    dev = torch.device(device)
+    yield device_line()
+    extractor = inception.load(None, dev)
+    featurizer = Featurizer(extractor, "clean")
+    yield f"extractor: {extractor.name}; batch {batch_size}; {images} images per measurement"
+    rng = np.random.default_rng(0)
+    try:
+        for res in sorted({r for _, r in SETTINGS.values()}):
+            batch = rng.integers(0, 256, size=(batch_size, res, res, 3), dtype=np.uint8)
+            resize = _timed(lambda: featurizer._prepare(batch), 2, device)
+            prepared = featurizer._prepare(batch)
+            network = _timed(lambda: extractor(prepared), 2, device)
+            yield (f"Inception at {res} px: resize {batch_size / resize:,.0f} img/s, network "
+                   f"{batch_size / network:,.1f} img/s, together {batch_size / (resize + network):,.1f} img/s")
+        feats = rng.normal(size=(2 * 2048 + 1, 2048)).astype(np.float32)
+        mu, sigma = scores.mean_cov(feats)
+        t0 = time.perf_counter()
+        scores.fid(mu, sigma, mu + 0.1, sigma)
+        fid_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        scores.fid_cleanfid(mu, sigma, mu + 0.1, sigma)
+        yield (f"Frechet distance (2048-d): {fid_s:.2f} s (clean-fid's sqrtm route: "
+               f"{time.perf_counter() - t0:.2f} s, side by side)")
+        yield f"{'setting':<9} {'model':<18} {'res':>4} {'gen+feat img/s':>15} {'fid10k s':>9} {'fid50k s':>9}"
+        for setting in settings:
+            path, res = SETTINGS[setting]
+            cfg = config.load(path)
+            torch.manual_seed(0)
+            G = models.build_generator(model, **models.configured_hparams(cfg, model, res, 3)).eval().to(dev)
+            run = lambda: featurizer.run(generate(G, images, 0, batch_size, dev))  # noqa: E731
+            per_image = _timed(run, 1, device) / images
+            yield (f"{setting:<9} {model:<18} {res:>4} {1 / per_image:>15,.1f} "
+                   f"{10000 * per_image + fid_s:>9,.0f} {50000 * per_image + fid_s:>9,.0f}")
+    finally:
+        featurizer.close()

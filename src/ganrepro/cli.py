@@ -339,6 +339,22 @@ def bench_train(settings, models_, steps, device, warmup) -> None:
         click.echo(line)
 
 
+@bench_group.command("metrics")
+@click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
+              default=("default", "paper64"), show_default=True, help="Generator setting(s) to time.")
+@click.option("--model", default="stylegan2", show_default=True, help="Generator to sample from.")
+@click.option("--images", default=256, show_default=True, type=click.IntRange(1),
+              help="Images generated and measured per setting (the fid10k/fid50k times are projected).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto: cuda if present).")
+def bench_metrics(settings, model, images, batch_size, device) -> None:
+    """Inception feature throughput and the time of a FID evaluation."""
+    from ganrepro.bench import bench_metrics as run
+
+    for line in run(settings, model, images, device, batch_size):
+        click.echo(line)
+
+
 @bench_group.command("models")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Config whose `hparams` to time.")
@@ -356,6 +372,14 @@ def bench_models(config_path, resolutions, batch_size, steps, device, bf16, chan
     cfg = cfgmod.load(config_path)
     for line in run(cfg, resolutions, batch_size, steps, device, bf16, channels_last, compile_):
         click.echo(line)
+
+
+# ---------------------------------------------------------------------------- report
+
+from ganrepro.report.cli import COMMANDS as _REPORT_COMMANDS  # noqa: E402  (click only; no pandas at import)
+
+for _command in _REPORT_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

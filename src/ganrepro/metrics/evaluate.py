@@ -103,7 +103,7 @@ def _scores(opts: Options, extractor: inception.Extractor, real: stats.RealStats
     for n in opts.num_gen:
         s, f = count_suffix(n), feats[:n]
         if "fid" in opts.metrics:
-            values[f"fid{s}"] = scores.fid(*scores.mean_cov(f), real.mu, real.sigma)
+            values[f"fid{s}"] = scores.fid_features(f, real.mu, real.sigma, real.feats)
         if "kid" in opts.metrics:
             values[f"kid{s}"] = scores.kid(f, real.feats, seed)
         if "pr" in opts.metrics:

@@ -20,14 +20,49 @@ def mean_cov(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return feats.mean(axis=0), np.cov(feats, rowvar=False)
 
 
-def fid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """Frechet distance between two Gaussians, by clean-fid's implementation. With fewer
-    samples than feature dimensions the covariances are singular and FID is biased upward
-    (SciPy warns each time; the sample count is in every metric's name instead)."""
+def fid_cleanfid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """clean-fid's Frechet distance (scipy's general sqrtm): the reference our faster
+    route is tested against, and what `ganrepro bench metrics` times it against."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)   # clean-fid passes sqrtm's `disp`
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         return float(cleanfid.frechet_distance(mu1, sigma1, mu2, sigma2))
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr sqrt(S1 S2) for covariance matrices. S1 S2 is similar to S1^1/2 S2 S1^1/2, which
+    is symmetric positive semi-definite, so the trace is the sum of the square roots of its
+    eigenvalues: two symmetric eigendecompositions instead of a general matrix square root
+    (about 25x faster at 2048 dimensions on a CPU; same value, see the tests)."""
+    w, v = np.linalg.eigh(sigma1)
+    root1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = np.linalg.eigvalsh(root1 @ sigma2 @ root1)
+    return float(np.sqrt(np.clip(inner, 0, None)).sum())
+
+
+def fid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Frechet distance between two Gaussians (Heusel et al. 2017):
+    |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2)."""
+    diff = np.asarray(mu1, np.float64) - np.asarray(mu2, np.float64)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+
+
+def fid_features(feats: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, feats2: np.ndarray) -> float:
+    """FID of a feature set against reference statistics. With fewer samples than feature
+    dimensions (small CPU runs) the covariances are low-rank and the exact value comes from
+    the features themselves: with centred F1 (n x d) and F2 (m x d), the non-zero eigenvalues
+    of S1 S2 are those of M M^T / ((n-1)(m-1)) for M = F1 F2^T, so tr (S1 S2)^1/2 is M's
+    nuclear norm over sqrt((n-1)(m-1)). FID is biased upward at small n either way; the
+    sample count is in every metric's name."""
+    f1, f2 = np.asarray(feats, np.float64), np.asarray(feats2, np.float64)
+    (n, d), m = f1.shape, len(f2)
+    mu1 = f1.mean(axis=0)
+    if min(n, m) >= d:
+        return fid(mu1, np.cov(f1, rowvar=False), mu2, sigma2)
+    c1, c2 = f1 - mu1, f2 - f2.mean(axis=0)
+    trace_root = np.linalg.svd(c1 @ c2.T, compute_uv=False).sum() / np.sqrt((n - 1) * (m - 1))
+    diff = mu1 - np.asarray(mu2, np.float64)
+    return float(diff @ diff + (c1 * c1).sum() / (n - 1) + (c2 * c2).sum() / (m - 1) - 2 * trace_root)
 
 
 def kid(feats1: np.ndarray, feats2: np.ndarray, seed: int) -> float:
