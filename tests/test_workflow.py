@@ -74,11 +74,46 @@ def test_workflow_lints_clean():
 
 
 def test_slurm_profile_resolves_the_dag(tmp_path):
-    proc = run([str(BIN / "snakemake"), "-n", "--profile", str(REPO / "workflow/profiles/slurm"),
-                "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-                "--configfile", str(REPO / "config/paper.yaml")], cwd=REPO)
-    out = proc.stdout + proc.stderr
-    assert re.search(r"^prepare_dataset\s+2$", out, re.M)      # cartoon64 and clevr256
+    """The paper config's whole DAG under the SLURM profile (dry run): every job that needs
+    a GPU asks for one, with CPUs per GPU and its own walltime; gpu: N > 1 runs torchrun."""
+    from ganrepro.config import resolve
+
+    def dry_run(*args):
+        proc = run([str(BIN / "snakemake"), "-n", "report", *args, "--profile", str(REPO / "workflow/profiles/slurm"),
+                    "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
+                    "--configfile", str(REPO / "config/paper.yaml")], cwd=REPO)
+        out = proc.stdout + proc.stderr
+        jobs = []                                 # (rule, resources, shell command) per job
+        for rule, body in re.findall(r"^rule (\w+):\n(.*?)(?=^\[|^Job stats|\Z)", out, re.M | re.S):
+            res = re.search(r"^    resources: (.*)$", body, re.M).group(1)
+            shell = re.search(r"^Shell command: (.*)$", body, re.M)
+            jobs.append((rule, dict(kv.split("=", 1) for kv in res.split(", ")), shell and shell.group(1)))
+        return out, jobs
+
+    cfg = resolve(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
+    d, m, k = len(cfg["datasets"]), len(cfg["models"]), len(cfg["kimg"])
+    out, jobs = dry_run()
+    runtime = {"prepare_dataset": "240", "train": "1440", "real_stats": "120", "evaluate": "120"}
+    jobs = [job for job in jobs if job[0] in runtime]     # the report rules run locally
+    count = {rule: sum(r == rule for r, _, _ in jobs) for rule in runtime}
+    assert count == {"prepare_dataset": d, "train": d * m, "real_stats": d, "evaluate": d * m * k}, out
+    for rule, res, shell in jobs:
+        assert res["slurm_partition"] == "main" and res["runtime"] == runtime[rule], (rule, res)
+        if rule == "prepare_dataset":
+            assert "gpu" not in res and "cpus_per_gpu" not in res, res
+        else:
+            assert (res["gpu"], res["cpus_per_gpu"], res["mem_mb"]) == ("1", "2", "16000"), (rule, res)
+            assert "cpus_per_task" not in res        # it would override cpus_per_gpu
+        if rule == "train":
+            assert shell.startswith("ganrepro train "), shell
+
+    # Several GPUs for one training job: torchrun with one process per GPU.
+    _, jobs = dry_run("--set-resources", "train:gpu=2", "train:cpus_per_gpu=4")
+    trains = [(res, shell) for rule, res, shell in jobs if rule == "train"]
+    assert len(trains) == d * m
+    for res, shell in trains:
+        assert (res["gpu"], res["cpus_per_gpu"]) == ("2", "4")
+        assert shell.startswith("torchrun --standalone --nproc-per-node 2 -m ganrepro.cli train "), shell
 
 
 def test_bench_data_reports_throughput_with_the_device():
