@@ -21,5 +21,11 @@ include: "workflow/rules/metrics.smk"
 include: "workflow/rules/report.smk"
 
 
-# Default target: rule `report` (workflow/rules/report.smk), the reproducibility report:
-# results/report/report.tex, and report.pdf where a TeX engine (latexmk) is installed.
+# Default target: the reproducibility report, results/report/report.tex and, where a TeX
+# engine (latexmk) is installed, report.pdf. Declared here, after the includes: a
+# default_target inside an included file does not survive a --configfile run.
+rule all:
+    input:
+        rules.report.input,
+    default_target: True
+    localrule: True

@@ -103,39 +103,46 @@ def submitted_ids(output: str) -> list[str]:
 
 # ---------------------------------------------------------------------------- tests
 
-def test_tiny_run_goes_through_slurm_with_a_gpu_per_training_job(workdir):
+def test_the_whole_pipeline_goes_through_slurm_with_a_gpu_per_training_and_evaluation_job(workdir):
     models, kimg = ["stylegan2", "ganformer-duplex"], [0, 1]
     config = write_config(workdir, models, kimg)
-    targets = snapshot_targets(models, kimg)
-    proc = run(snakemake_args(workdir, config, *targets), cwd=workdir, timeout=800)
+    proc = run(snakemake_args(workdir, config), cwd=workdir, timeout=1200)     # the default target
     out = proc.stdout + proc.stderr
 
-    for target in targets:
+    for target in snapshot_targets(models, kimg):
         assert (workdir / target).is_file(), target
+    assert (workdir / "results/report/report.tex").is_file()
+    if shutil.which("latexmk"):
+        assert (workdir / "results/report/report.pdf").is_file()
     for m in models:
         assert "done at kimg 1.000" in (workdir / f"results/logs/train/shapes8/{m}.log").read_text()
 
-    # Every job went through sbatch: slurmctld knows it, by the plugin's rule comment.
+    # Every compute job went through sbatch: slurmctld knows it, by the plugin's rule comment.
     jobs = {j["Comment"]: j for j in jobs_in(workdir)}
     prepare = jobs["rule_prepare_dataset_wildcards_shapes8"]
     trains = [jobs[f"rule_train_wildcards_shapes8_{m}"] for m in models]
-    assert sorted(submitted_ids(out)) == sorted(j["JobId"] for j in [prepare, *trains])
-    for job in [prepare, *trains]:
+    stats = [j for c, j in jobs.items() if c.startswith("rule_real_stats_wildcards_shapes8")]
+    evaluations = [jobs[f"rule_evaluate_wildcards_shapes8_{m}_{k:06d}"] for m in models for k in kimg]
+    gpu_jobs = [*trains, *stats, *evaluations]
+    assert len(stats) == 1
+    assert sorted(submitted_ids(out)) == sorted(j["JobId"] for j in [prepare, *gpu_jobs])
+    for job in [prepare, *gpu_jobs]:
         assert (job["JobState"], job["ExitCode"], job["Partition"]) == ("COMPLETED", "0:0", "main"), job
-    # Training asked for one GPU with the profile's CPUs per GPU and walltime; the dataset
-    # job for none.
-    for job in trains:
+    # Training, statistics and evaluation asked for one GPU with the profile's CPUs per GPU
+    # and walltime; the dataset job for none. The report rules run locally (localrule).
+    for job in gpu_jobs:
         assert job.get("TresPerJob") == "gres:gpu:1", job
         assert job.get("CpusPerTres") == "gres:gpu:2", job
-        assert job["TimeLimit"] == "1-00:00:00", job
+    assert all(job["TimeLimit"] == "1-00:00:00" for job in trains)
     assert "gpu" not in prepare.get("TresPerJob", "") + prepare["TRES"]
     assert prepare["TimeLimit"] == "04:00:00"
+    assert not any(c.startswith(("rule_tables", "rule_figures", "rule_render")) for c in jobs)
     # The plugin's per-job logs are kept (slurm-keep-successful-logs).
     for m, job in zip(models, trains):
         log = workdir / f".snakemake/slurm_logs/rule_train/shapes8_{m}/{job['JobId']}.log"
         assert log.is_file(), log
 
-    again = run(snakemake_args(workdir, config, *targets), cwd=workdir)
+    again = run(snakemake_args(workdir, config), cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
 
 

@@ -79,7 +79,7 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
     from ganrepro.config import resolve
 
     def dry_run(*args):
-        proc = run([str(BIN / "snakemake"), "-n", "report", *args, "--profile", str(REPO / "workflow/profiles/slurm"),
+        proc = run([str(BIN / "snakemake"), "-n", *args, "--profile", str(REPO / "workflow/profiles/slurm"),
                     "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
                     "--configfile", str(REPO / "config/paper.yaml")], cwd=REPO)
         out = proc.stdout + proc.stderr

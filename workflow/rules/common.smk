@@ -31,6 +31,12 @@ wildcard_constraints:
     kimg=r"\d{6}",
 
 
+def repo_file(path):
+    """A file of this repository (the published numbers, the LaTeX template), found from
+    the Snakefile, so that `snakemake -d elsewhere` works too."""
+    return str(Path(workflow.basedir) / path)
+
+
 def dataset_targets():
     return expand("results/datasets/{dataset}/dataset.json", dataset=DATASETS)
 

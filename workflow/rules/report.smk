@@ -5,7 +5,7 @@
 rule tables:
     input:
         **report_inputs(),
-        published="config/published.yaml",
+        published=repo_file("config/published.yaml"),
     output:
         expand("results/tables/{name}.{ext}", name=TABLES, ext=("csv", "tex")),
         index=f"results/tables/{TABLES_INDEX}",
@@ -42,9 +42,9 @@ rule render_report:
     input:
         rules.tables.output,
         rules.figures.output,
-        published="config/published.yaml",
-        template="report/report.tex.j2",
-        bib="report/references.bib",
+        published=repo_file("config/published.yaml"),
+        template=repo_file("report/report.tex.j2"),
+        bib=repo_file("report/references.bib"),
     output:
         tex="results/report/report.tex",
         bib="results/report/references.bib",
@@ -79,10 +79,9 @@ rule compile_pdf:
 
 
 rule report:
-    # The default target (see the Snakefile). Nothing to run: it names the report's files.
+    # The target users name (`snakemake report`). Nothing to run: it names the report's files.
     input:
         report_targets(),
-    default_target: True
     localrule: True
 
 

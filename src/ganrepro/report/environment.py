@@ -16,8 +16,9 @@ from ganrepro.report.inputs import ReportError, Results, median, model_label
 DASH = "–"
 
 
-def git_commit(where: str | Path = ".") -> str:
-    """`git rev-parse HEAD` of the working tree, or "unknown"."""
+def git_commit(where: str | Path = Path(__file__).parent) -> str:
+    """`git rev-parse HEAD` of the ganrepro checkout that runs (not of the results
+    folder, which may be anywhere), or "unknown" for an installed wheel."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=where, timeout=10)
     except (OSError, subprocess.SubprocessError):
