@@ -156,7 +156,7 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
 
 
 SETTINGS = {   # name: (config file, resolution) -- the embedded default and the paper's 64 px
-    "default": ("config/config.yaml", 32),
+    "default": ("config/config.yaml", 16),
     "paper64": ("config/paper.yaml", 64),
 }
 
