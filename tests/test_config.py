@@ -126,6 +126,6 @@ def test_snakemake_applies_schema_defaults_and_replaces_default_config(tmp_path)
                 "-s", str(REPO / "Snakefile")], cwd=REPO)
     out = proc.stdout + proc.stderr
     assert "results/datasets/only/dataset.json" in out
-    assert "shapes32" not in out           # the embedded default's dataset is not merged in
+    assert "shapes16" not in out           # the embedded default's dataset is not merged in
     assert '\\"num_images\\": 3' in out or '"num_images": 3' in out
     assert '"background": "mixed"' in out  # a schema default reached the rule

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir, *args, check=True):
-    return run([str(BIN / "snakemake"), "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+    """The dataset stage only (target `datasets`), named before --configfile, which takes
+    every word after it."""
+    return run([str(BIN / "snakemake"), "datasets", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                 "--cores", "2", *args], cwd=workdir, check=check)
 
 

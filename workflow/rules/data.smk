@@ -17,3 +17,10 @@ rule prepare_dataset:
     shell:
         "ganrepro data prepare {wildcards.dataset} --spec {params.spec:q}"
         " --cache-dir {params.cache_dir:q} --workers {threads} --out {params.out:q} > {log} 2>&1"
+
+
+rule datasets:
+    # A named target for the dataset stage alone: `snakemake datasets`.
+    input:
+        dataset_targets(),
+    localrule: True
