@@ -16,16 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganrepro.machine import cpu_name
+
 
 def device_line() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (f"device: {cpu}, {cores} cores usable, {gpu}; Python {platform.python_version()}, "

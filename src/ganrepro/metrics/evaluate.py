@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from ganrepro import __version__
 from ganrepro.data import store
+from ganrepro.machine import cpu_name
 from ganrepro.errors import MetricsError
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
@@ -148,8 +149,7 @@ def _noise(per_seed: list[dict], seeds: list[int]) -> dict | None:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    from ganrepro.bench import device_line
-    return "cpu (" + device_line().split(", ")[0].removeprefix("device: ") + ")"
+    return f"cpu ({cpu_name()})"
 
 
 def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path, opts: Options) -> dict:

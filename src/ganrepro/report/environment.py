@@ -5,37 +5,25 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ganrepro import machine
 from ganrepro.report.inputs import ReportError, Results, median, model_label
 
 DASH = "–"
 
 
 def git_commit(where: str | Path = Path(__file__).parent) -> str:
-    """`git rev-parse HEAD` of the ganrepro checkout that runs (not of the results
-    folder, which may be anywhere), or "unknown" for an installed wheel."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=where, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    """The ganrepro checkout's commit (not the results folder's, which may be anywhere)."""
+    return machine.git_commit(where) or "unknown"
 
 
 def this_machine() -> dict[str, Any]:
     """The machine the report is rendered on (the training device is in each run's options)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = machine.cpu_name()
     memory = None
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30

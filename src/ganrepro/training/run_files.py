@@ -16,20 +16,16 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 from pathlib import Path
 
 import torch
 
 from ganrepro import __version__
+from ganrepro.machine import git_commit
 
 
 def environment() -> dict:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit = git_commit()
     return {"versions": {"ganrepro": __version__, "torch": torch.__version__,
                          "python": platform.python_version()},
             "host": platform.node(), "git_commit": commit,
