@@ -212,7 +212,9 @@ def test_bench_train_reports_sec_per_kimg_and_img_per_sec():
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("device: ")
     row = lines[3].split()
-    assert row[:4] == ["default", "gan", "32", "32"]
+    cfg = config.load(REPO / "config/config.yaml")      # the default setting is the embedded config
+    res = str(next(iter(cfg["datasets"].values()))["resolution"])
+    assert row[:4] == ["default", "gan", res, str(cfg["train"]["batch_size"])]
     sec_per_kimg, img_per_sec = float(row[4]), float(row[5])
     assert sec_per_kimg > 0 and img_per_sec > 0
     assert abs(sec_per_kimg * img_per_sec - 1000) < 15    # the two columns agree (to rounding)
