@@ -348,3 +348,22 @@ def test_claims_not_tested_when_fid_was_not_measured(tmp_path, snapshots):
     v = _verdicts(results)
     assert v["lower-fid"] == "not tested" and v["faster-ganformer-duplex"] == "not tested"
     assert v["attention-cost-ganformer-duplex"] == "supported"      # throughput does not need FID
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_git_commit_marks_a_modified_checkout(tmp_path):
+    import subprocess
+
+    from ganrepro import machine
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "f.txt").write_text("a\n")
+    git("add", "f.txt")
+    git("commit", "-q", "-m", "one")
+    clean = machine.git_commit(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{40}", clean)
+    (tmp_path / "f.txt").write_text("b\n")
+    assert machine.git_commit(tmp_path) == clean + "-dirty"

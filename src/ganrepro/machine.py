@@ -19,9 +19,16 @@ def cpu_name() -> str:
 
 
 def git_commit(where: str | Path = Path(__file__).parent) -> str | None:
-    """`git rev-parse HEAD` of the ganrepro checkout that runs, or None (an installed wheel)."""
+    """`git rev-parse HEAD` of the ganrepro checkout that runs, with "-dirty" appended when
+    tracked files differ from it (as `git describe --dirty` marks it), or None (an
+    installed wheel)."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True, cwd=where, timeout=10)
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=where, timeout=10)
+        out = git("rev-parse", "HEAD")
+        if out.returncode != 0 or not out.stdout.strip():
+            return None
+        dirty = git("diff", "--quiet", "HEAD", "--").returncode == 1
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+    return out.stdout.strip() + ("-dirty" if dirty else "")
