@@ -13,7 +13,9 @@ rule real_stats:
         m=config["metrics"],
     log:
         "results/logs/real_stats/{dataset}/{mode}-real{num_real}.log",
-    threads: 2
+    # One thread, like train: on a CPU the Inception passes then fill a core that a finished
+    # training job left idle while the others still train (the SLURM profile raises it).
+    threads: 1
     resources:
         gpu=1,
     conda:
@@ -42,7 +44,7 @@ rule evaluate:
         "results/logs/evaluate/{dataset}/{model}/kimg{kimg}.log",
     benchmark:
         "results/benchmarks/evaluate/{dataset}/{model}/kimg{kimg}.tsv"
-    threads: 2
+    threads: 1  # as real_stats
     resources:
         gpu=1,
     conda:
