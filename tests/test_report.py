@@ -367,3 +367,4 @@ def test_git_commit_marks_a_modified_checkout(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{40}", clean)
     (tmp_path / "f.txt").write_text("b\n")
     assert machine.git_commit(tmp_path) == clean + "-dirty"
+    assert machine.short_commit(clean + "-dirty") == clean[:12] + "-dirty"

@@ -32,3 +32,8 @@ def git_commit(where: str | Path = Path(__file__).parent) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def short_commit(commit: str, length: int = 12) -> str:
+    """The commit's first `length` characters, keeping git_commit's "-dirty" mark."""
+    return commit[:length] + ("-dirty" if commit.endswith("-dirty") else "")

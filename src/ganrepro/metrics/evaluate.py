@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from ganrepro import __version__
 from ganrepro.data import store
-from ganrepro.machine import cpu_name
 from ganrepro.errors import MetricsError
+from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
 from ganrepro.training.grids import to_uint8

@@ -132,9 +132,10 @@ def environment(results: Results) -> dict[str, Any]:
         if m.raw.get("fid_mode"):
             modes.add(m.raw["fid_mode"])
     metrics = results.cfg["metrics"]
+    commit = git_commit()
     return {"versions": dict(sorted(versions.items())), "train_devices": sorted(train_devices),
             "eval_devices": sorted(eval_devices), "hosts": sorted(hosts),
-            "git_commit": git_commit(), "train_commits": sorted(commits),
+            "git_commit": commit, "git_commit_short": machine.short_commit(commit), "train_commits": sorted(commits),
             "extractor": extractor, "fid_modes": sorted(modes) or [metrics["fid_mode"]],
             "machine": this_machine(), "num_real": metrics["num_real"], "num_gen": metrics["num_gen"],
             "final_num_gen": metrics["final_num_gen"], "repeats": metrics["repeats"]}
