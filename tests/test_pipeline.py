@@ -100,6 +100,18 @@ def test_training_ran_under_snakemake_with_logs_and_benchmarks(finished):
             assert options["seed"] == seed and options["resolved"]["parameters"]["G"] > 0
 
 
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="the HTML report includes the PDF (CI installs TeX)")
+def test_snakemakes_html_report_holds_the_figures_tables_and_pdf(finished):
+    work, _ = finished
+    html = work / "results/report.html"
+    run([str(BIN / "snakemake"), "--report", str(html), "-s", str(REPO / "Snakefile"), "-d", str(work),
+         "--cores", "1", "--configfile", str(work / "config.yaml")])
+    text = html.read_text(errors="replace")
+    for name in ("fid_tiny.png", "samples_tiny_ganformer-duplex.png", "claims.csv", "report.pdf"):
+        assert name in text, name
+    assert "FID over training, one plot per dataset" in text               # a caption
+
+
 def test_a_second_run_has_nothing_to_do(finished):
     work, _ = finished
     proc = snakemake(work, "report", "-n")

@@ -135,6 +135,20 @@ def report_inputs():
     }
 
 
+def caption(name):
+    """A caption of Snakemake's HTML report (report/captions/NAME.rst)."""
+    return repo_file(f"report/captions/{name}.rst")
+
+
+def figure_output(name):
+    """A figure file as an output of the figures rule; the PNGs go into the HTML report."""
+    path = f"results/figures/{name}"
+    kind = name.split("_", 1)[0]
+    if name.endswith(".png"):
+        return report(path, caption=caption(kind), category="Figures", subcategory=kind)
+    return path
+
+
 def report_targets():
     """The report's files: the PDF too when latexmk is installed."""
     return ["results/report/report.tex"] + (["results/report/report.pdf"] if HAVE_LATEXMK else [])
