@@ -93,8 +93,9 @@ def test_training_ran_under_snakemake_with_logs_and_benchmarks(finished):
     work, _ = finished
     for model in TINY["models"]:
         for seed in TINY["seeds"]:
-            assert (work / f"results/benchmarks/train/tiny/{model}/seed{seed}.tsv").is_file()
-            assert (work / f"results/logs/train/tiny/{model}/seed{seed}.log").is_file()
+            for kimg in TINY["kimg"]:                  # one job per checkpoint (train.segments)
+                assert (work / f"results/benchmarks/train/tiny/{model}/seed{seed}/kimg{kimg:06d}.tsv").is_file()
+                assert (work / f"results/logs/train/tiny/{model}/seed{seed}/kimg{kimg:06d}.log").is_file()
             assert (work / f"results/runs/tiny/{model}/seed{seed}/grid-000001.png").is_file()
             options = json.loads((work / f"results/runs/tiny/{model}/seed{seed}/training_options.json").read_text())
             assert options["seed"] == seed and options["resolved"]["parameters"]["G"] > 0
@@ -145,12 +146,14 @@ def test_an_edit_reruns_only_the_jobs_it_concerns(finished):
     cfg["models"].append("gan")
     plan = _planned(work, cfg)
     assert set(plan) - REPORT_RULES == {"train", "evaluate", "bench_throughput"}, plan
-    assert plan["train"] == len(TINY["seeds"]) and plan["evaluate"] == len(TINY["seeds"]) * len(TINY["kimg"])
+    runs = len(TINY["seeds"]) * len(TINY["kimg"])                        # one train job per checkpoint
+    assert plan["train"] == runs and plan["evaluate"] == runs
 
     cfg = copy.deepcopy(TINY)
     cfg["datasets"]["tiny2"] = {"source": "shapes", "resolution": 8, "num_images": 32}
     plan = _planned(work, cfg)
-    assert plan["prepare_dataset"] == 1 and plan["train"] == len(TINY["models"]) * len(TINY["seeds"]), plan
+    assert plan["prepare_dataset"] == 1, plan
+    assert plan["train"] == len(TINY["models"]) * len(TINY["seeds"]) * len(TINY["kimg"]), plan
     assert plan["real_stats"] == 1 and plan["bench_throughput"] == 1
 
 
@@ -171,6 +174,7 @@ def test_the_paper_config_resolves_the_whole_dag(tmp_path):
     proc = run([str(BIN / "snakemake"), "-n", "--quiet", "rules", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
                 "--cores", "1", "--configfile", str(REPO / "config/paper.yaml")])
     out = proc.stdout + proc.stderr
-    for rule, count in [("prepare_dataset", 1), ("train", 9), ("real_stats", 1), ("evaluate", 36),
+    # one training job per checkpoint interval: 3 models x 3 seeds x 4 checkpoints
+    for rule, count in [("prepare_dataset", 1), ("train", 36), ("real_stats", 1), ("evaluate", 36),
                         ("bench_throughput", 1), ("tables", 1), ("figures", 1), ("render_report", 1)]:
         assert re.search(rf"\b{rule}\s+{count}\b", out), (rule, out)

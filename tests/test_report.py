@@ -108,9 +108,9 @@ def make_run(root: Path, cfg: dict, fids: dict[str, list[float]], stds: dict[str
                              "parameters": {"G": 123456, "D": 65432}},
                 "versions": {"ganrepro": "0.1.0", "torch": "x", "python": "3.11"}, "host": "testhost",
                 "git_commit": "deadbeef", "cuda_device": None}))
-            bench = root / "benchmarks" / "train" / DATASET / model / f"seed{seed}.tsv"
-            bench.parent.mkdir(parents=True, exist_ok=True)
-            bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n3725.0\t1:02:05\t1500.0\t7000\n")
+            for bench in Results(cfg, root).train_benchmark_paths(DATASET, model, seed):
+                bench.parent.mkdir(parents=True, exist_ok=True)
+                bench.write_text("s\th:m:s\tmax_rss\tcpu_time\n3725.0\t1:02:05\t1500.0\t7000\n")
     throughput = root / "throughput" / f"{DATASET}.json"
     throughput.parent.mkdir(parents=True, exist_ok=True)
     speeds = {m: (img_per_sec or {}).get(m, 20.0) for m in cfg["models"]}
@@ -164,6 +164,15 @@ def test_metrics_table_numbers_equal_the_json_values(tmp_path):
             assert float(row["FID50k"]) == raw["metrics"]["fid50k"]
         else:
             assert math.isnan(row["FID50k"])
+
+
+def test_compute_table_sums_each_runs_jobs_and_reads_parameters_from_the_run_files(tmp_path):
+    results = make_run(tmp_path / "results", make_config(), GOOD)
+    write_tables(results, load_published(PUBLISHED), tmp_path / "tables")
+    compute = pd.read_csv(tmp_path / "tables" / "compute.csv")
+    assert len(compute) == 3 * 3                                 # one row per training run
+    assert (compute["Train s"] == 3725.0 * 3).all()              # three segment jobs per run
+    assert (compute["G parameters"] == 123456).all()
 
 
 def test_table1_sets_published_values_beside_ours(tmp_path):

@@ -116,12 +116,13 @@ def test_the_whole_pipeline_goes_through_slurm_with_a_gpu_per_training_and_evalu
     if shutil.which("latexmk"):
         assert (workdir / "results/report/report.pdf").is_file()
     for m in models:
-        assert "done at kimg 1.000" in (workdir / f"results/logs/train/shapes8/{m}/seed0.log").read_text()
+        assert "done at kimg 1.000" in (workdir / f"results/logs/train/shapes8/{m}/seed0/kimg000001.log").read_text()
 
     # Every compute job went through sbatch: slurmctld knows it, by the plugin's rule comment.
     jobs = {j["Comment"]: j for j in jobs_in(workdir)}
     prepare = jobs["rule_prepare_dataset_wildcards_shapes8"]
-    trains = [jobs[f"rule_train_wildcards_shapes8_{m}_0"] for m in models]
+    # one training job per checkpoint interval (train.segments), each its own SLURM job
+    trains = [jobs[f"rule_train_wildcards_shapes8_{m}_0_{k:06d}"] for m in models for k in kimg]
     stats = [j for c, j in jobs.items() if c.startswith("rule_real_stats_wildcards_shapes8")]
     evaluations = [jobs[f"rule_evaluate_wildcards_shapes8_{m}_0_{k:06d}"] for m in models for k in kimg]
     throughput = jobs["rule_bench_throughput_wildcards_shapes8"]
@@ -140,8 +141,8 @@ def test_the_whole_pipeline_goes_through_slurm_with_a_gpu_per_training_and_evalu
     assert prepare["TimeLimit"] == "04:00:00"
     assert not any(c.startswith(("rule_tables", "rule_figures", "rule_render")) for c in jobs)
     # The plugin's per-job logs are kept (slurm-keep-successful-logs).
-    for m, job in zip(models, trains):
-        log = workdir / f".snakemake/slurm_logs/rule_train/shapes8_{m}_0/{job['JobId']}.log"
+    for (m, k), job in zip([(m, k) for m in models for k in kimg], trains):
+        log = workdir / f".snakemake/slurm_logs/rule_train/shapes8_{m}_0_{k:06d}/{job['JobId']}.log"
         assert log.is_file(), log
 
     again = run(snakemake_args(workdir, config), cwd=workdir)
@@ -150,7 +151,9 @@ def test_the_whole_pipeline_goes_through_slurm_with_a_gpu_per_training_and_evalu
 
 def test_cancelled_training_job_resumes_when_the_workflow_is_run_again(workdir):
     model, kimg = "stylegan2", [0, 4, 8]
-    config = write_config(workdir, [model], kimg, tick_kimg=1, state_kimg=1)
+    # One job for the whole run (segments off), so that the cancel lands inside a job with
+    # checkpoints still ahead; segment jobs resume through the same state files.
+    config = write_config(workdir, [model], kimg, tick_kimg=1, state_kimg=1, segments=False)
     targets = snapshot_targets([model], kimg)
     run_dir = workdir / "results/runs/shapes8" / model / "seed0"
     comment = f"rule_train_wildcards_shapes8_{model}_0"

@@ -83,6 +83,21 @@ def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, t
     assert any(not torch.equal(state["G"][k], state["G_ema"][k]) for k in state["G"] if k.endswith("weight"))
 
 
+def test_training_in_checkpoint_segments_equals_one_job(toy, tmp_path):
+    """What the workflow's segment jobs do: the job of each checkpoint gets the kimg list up
+    to it and resumes from the state the previous job left; the weights are bitwise those
+    of one uninterrupted job."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    training.train(make_config(tmp_path, kimg=(1, 2), batch_size=32), toy, "ganformer-simplex", whole)
+    for kimg in ((1,), (1, 2)):
+        training.train(make_config(tmp_path, kimg=kimg, batch_size=32), toy, "ganformer-simplex", parts)
+    a, b = final_state(whole), final_state(parts)
+    assert a["nimg"] == b["nimg"] == 2000
+    for net in ("G", "D", "G_ema"):
+        assert_same_weights(a[net], b[net])
+    assert sorted(p.name for p in parts.glob("snapshot-*.pt")) == ["snapshot-000001.pt", "snapshot-000002.pt"]
+
+
 def _train_cli(cfg_path, toy, run, **kw):
     return subprocess.Popen([str(BIN / "ganrepro"), "train", "--config", str(cfg_path), "--dataset", "toy",
                              "--model", "ganformer-duplex", "--data", str(toy), "--out", str(run)],

@@ -57,11 +57,28 @@ def _job_config(dataset, models, **sections):
     return json.dumps({**cfg, **sections}, sort_keys=True)
 
 
+SEGMENTS = bool(config["train"]["segments"])
+
+
 def train_config(wildcards):
-    """One training run: its dataset, its model's hyper-parameters, the recipe, the checkpoints
-    and its seed."""
-    return _job_config(wildcards.dataset, [wildcards.model], train=config["train"], kimg=KIMGS,
+    """One training job: its dataset, its model's hyper-parameters, the recipe, its seed and
+    the checkpoints up to the one it ends at (a segment job stops there; the next one resumes
+    from the state it left, so adding a later checkpoint leaves the earlier jobs alone)."""
+    kimgs = [k for k in KIMGS if k <= int(wildcards.kimg)] if SEGMENTS else KIMGS
+    return _job_config(wildcards.dataset, [wildcards.model], train=config["train"], kimg=kimgs,
                        seeds=[int(wildcards.seed)])
+
+
+def previous_snapshot(wildcards):
+    """A segment job starts from the state the job of the checkpoint before it left."""
+    earlier = [k for k in KIMGS if k < int(wildcards.kimg)]
+    return [f"{run_dir(wildcards.dataset, wildcards.model, wildcards.seed)}/snapshot-{earlier[-1]:06d}.pt"] if earlier else []
+
+
+def train_benchmarks(d, m, s):
+    if SEGMENTS:
+        return [f"results/benchmarks/train/{d}/{m}/seed{s}/kimg{k:06d}.tsv" for k in KIMGS]
+    return [f"results/benchmarks/train/{d}/{m}/seed{s}.tsv"]
 
 
 def throughput_config(wildcards):
@@ -128,7 +145,7 @@ def report_inputs():
         "metrics": metrics_files(),
         "snapshots": [s for d, m, seed in runs() for s in snapshot_files(d, m, seed)],
         "manifests": dataset_targets(),
-        "train_benchmarks": [f"results/benchmarks/train/{d}/{m}/seed{s}.tsv" for d, m, s in runs()],
+        "train_benchmarks": [b for d, m, s in runs() for b in train_benchmarks(d, m, s)],
         "evaluate_benchmarks": [f"results/benchmarks/evaluate/{d}/{m}/seed{s}/kimg{k:06d}.tsv"
                                 for d, m, s in runs() for k in KIMGS],
         "throughput": expand("results/throughput/{dataset}.json", dataset=DATASETS),

@@ -1,25 +1,36 @@
-# Stage 2: one training job per dataset x model x training seed ->
-# results/runs/{dataset}/{model}/seed{seed}/. The snapshots are the declared outputs; the
-# resume state (state/) lives beside them undeclared, because Snakemake deletes declared
+# Stage 2: training, per dataset x model x training seed -> results/runs/{dataset}/{model}/seed{seed}/.
+# With train.segments (the schema's default) one job per interval between consecutive kimg
+# checkpoints: the job of checkpoint K resumes from the state the job before it left and
+# stops at K, so a job's walltime is one interval and K is evaluated as soon as it exists.
+# Otherwise one job per run writes every snapshot. The snapshots are the declared outputs;
+# the resume state (state/) lives beside them undeclared, because Snakemake deletes declared
 # outputs before re-running a job. Re-running after an interruption (Ctrl-C, scancel,
 # walltime) resumes from that state.
+
+if SEGMENTS:
+    TRAIN_OUTPUT = f"{run_dir()}/snapshot-{{kimg}}.pt"
+    TRAIN_JOB = "{dataset}/{model}/seed{seed}/kimg{kimg}"
+else:
+    TRAIN_OUTPUT = snapshot_files()
+    TRAIN_JOB = "{dataset}/{model}/seed{seed}"
 
 
 rule train:
     input:
         manifest="results/datasets/{dataset}/dataset.json",
         images="results/datasets/{dataset}/images.npy",
+        previous=previous_snapshot if SEGMENTS else [],
     output:
-        snapshot_files(),
+        TRAIN_OUTPUT,
     params:
         cfg=train_config,
         data=subpath(input.manifest, parent=True),
         out=run_dir(),
         launcher=torch_launcher,
     log:
-        "results/logs/train/{dataset}/{model}/seed{seed}.log",
+        f"results/logs/train/{TRAIN_JOB}.log",
     benchmark:
-        "results/benchmarks/train/{dataset}/{model}/seed{seed}.tsv"
+        f"results/benchmarks/train/{TRAIN_JOB}.tsv"
     # One CPU thread per training job, so that on a CPU the runs train side by side: on
     # the 2-core machine of the README two 1-thread jobs finish 1.6x more kimg per second in
     # all than one 2-thread job (small convolutions do not scale across threads). On a GPU

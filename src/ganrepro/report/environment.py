@@ -79,7 +79,9 @@ def compute_table(results: Results):
     for d, model, seed in ((d, m, s) for d in results.datasets for m in results.models for s in results.seeds):
         ticks = results.stats(d, model, seed)
         options = results.options(d, model, seed)
-        train = results.benchmark(results.train_benchmark_path(d, model, seed))
+        trains = [results.benchmark(p) for p in results.train_benchmark_paths(d, model, seed)]
+        train = {"s": sum(b["s"] for b in trains if b and "s" in b),
+                 "max_rss": max(b.get("max_rss", 0.0) for b in trains if b)} if any(trains) else None
         evals = [results.benchmark(results.evaluate_benchmark_path(d, model, seed, k)) for k in results.kimgs]
         eval_s = sum(b["s"] for b in evals if b and "s" in b) if any(evals) else None
         peaks = [t["peak_mem_mb"] for t in ticks if t.get("peak_mem_mb") is not None]
@@ -99,7 +101,7 @@ def compute_table(results: Results):
                       "G params (M)": DASH if params is None else f"{params / 1e6:.2f}"})
     notes = Notes()
     notes.line("one row per training run; Train and Evaluate: wall time (h:mm:ss) from Snakemake's benchmark "
-               "files, Evaluate summed over checkpoints; sec/kimg and img/s: median over the training ticks of "
+               "files, both summed over the run's jobs; sec/kimg and img/s: median over the training ticks of "
                "stats.jsonl (the training jobs share the machine, so these speeds are not the attention-cost "
                "measurement: see the throughput table); G params: recorded by the training run; peak "
                "memory: the largest of the ticks (GPU memory allocated on a GPU, the process's peak RSS on a CPU)")

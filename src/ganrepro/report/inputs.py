@@ -146,8 +146,12 @@ class Results:
     def snapshot_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
         return self.run_dir(dataset, model, seed) / f"snapshot-{kimg:06d}.pt"
 
-    def train_benchmark_path(self, dataset: str, model: str, seed: int) -> Path:
-        return self.root / "benchmarks" / "train" / dataset / model / f"seed{seed}.tsv"
+    def train_benchmark_paths(self, dataset: str, model: str, seed: int) -> list[Path]:
+        """One file per training job: per checkpoint interval with train.segments, else one."""
+        base = self.root / "benchmarks" / "train" / dataset / model
+        if self.cfg["train"]["segments"]:
+            return [base / f"seed{seed}" / f"kimg{k:06d}.tsv" for k in self.kimgs]
+        return [base / f"seed{seed}.tsv"]
 
     def evaluate_benchmark_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
         return self.root / "benchmarks" / "evaluate" / dataset / model / f"seed{seed}" / f"kimg{kimg:06d}.tsv"

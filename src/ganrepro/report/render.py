@@ -10,7 +10,6 @@ config/published.yaml.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil

@@ -34,7 +34,7 @@ from ganrepro.training.state import load_latest_state, save_state, set_rng_state
 
 log = logging.getLogger(__name__)
 # Options that change how a run is carried out, not what it computes: they may differ on resume.
-OPERATIONAL = {"tick_kimg", "state_kimg", "num_workers", "compile", "device", "grid"}
+OPERATIONAL = {"tick_kimg", "state_kimg", "num_workers", "compile", "device", "grid", "segments"}
 
 
 class TrainingError(GanreproError):
