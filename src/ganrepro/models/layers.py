@@ -68,8 +68,20 @@ def downsample2d(x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, k, stride=2, padding=1, groups=c)
 
 
+def blur2d(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """The FIR low-pass filter at full resolution, with `pad` zero pixels on every side."""
+    c = x.shape[1]
+    k = _fir_kernel(x.device, x.dtype).expand(c, 1, 4, 4)
+    return F.conv2d(x, k, padding=pad, groups=c)
+
+
 class EqualConv2d(nn.Module):
-    """Plain conv with equalized lr; optional 2x down (filter first, as StyleGAN2) or up."""
+    """Plain conv with equalized lr; optional 2x down or up.
+
+    A 1x1 conv commutes with the FIR resampling, so it runs at the lower resolution. A
+    downsampling 3x3 conv is StyleGAN2's: blur with 2 pixels of padding, then a stride-2
+    conv at full resolution (not blur-subsample-conv, which is another function).
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True,
                  activate: bool = False, down: bool = False, up: bool = False):
@@ -80,11 +92,17 @@ class EqualConv2d(nn.Module):
         self.activate, self.down, self.up = activate, down, up
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.up:
-            x = upsample2d(x)
-        if self.down:
-            x = downsample2d(x)
-        x = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
+        weight, k = self.weight * self.scale, self.weight.shape[-1]
+        if k == 1:
+            x = downsample2d(x) if self.down else x
+            x = F.conv2d(x, weight)
+            x = upsample2d(x) if self.up else x
+            x = x if self.bias is None else x + self.bias[:, None, None]
+        elif self.down:
+            x = F.conv2d(blur2d(x, pad=k // 2 + 1), weight, self.bias, stride=2)
+        else:
+            assert not self.up, "a 3x3 upsampling conv is ModulatedConv2d's job"
+            x = F.conv2d(x, weight, self.bias, padding=k // 2)
         return lrelu(x) if self.activate else x
 
 
