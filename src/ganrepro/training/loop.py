@@ -143,7 +143,9 @@ class Trainer:
         pl = t["pl_weight"] > 0
         if pl and not hasattr(self.G, "synthesize"):
             raise GanreproError(f"train.pl_weight > 0 needs a style-based generator; {model} has none")
-        self.opt_G = _adam(self.G.parameters(), t["g_lr"], t["betas"], t["eps"], t["pl_interval"] if pl else None)
+        # G's Adam has the lazy-regularization scaling even with path length off, as in the
+        # official code (its G reg interval is always 4): lr * 4/5, beta2 ** (4/5) by default.
+        self.opt_G = _adam(self.G.parameters(), t["g_lr"], t["betas"], t["eps"], t["pl_interval"])
         self.opt_D = _adam(self.D.parameters(), t["d_lr"], t["betas"], t["eps"],
                            t["r1_interval"] if t["r1_gamma"] > 0 else None)
         # Compiled callables for the main passes; the regularizers' double backward stays eager.
@@ -203,7 +205,7 @@ class Trainer:
         ws, ys = self.G.map(z)
         if self.t["style_mixing"] > 0 and torch.rand([]).item() < self.t["style_mixing"]:
             cut = int(torch.randint(1, self.G.num_ws, []).item())
-            ws2, _ = self.G.map(torch.randn_like(z))
+            ws2, _ = self.G.map(torch.randn_like(z), update_avg=False)   # the mixing draw leaves w_avg alone
             ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
         return self.synthesize(ws, ys), ws, ys
 

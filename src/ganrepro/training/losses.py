@@ -47,6 +47,6 @@ def path_length_penalty(G, ws: torch.Tensor, ys, pl_mean: torch.Tensor, decay: f
     img = G.synthesize(ws, ys)
     noise = torch.randn_like(img) / (img.shape[2] * img.shape[3]) ** 0.5
     (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+    lengths = grad.flatten(2).square().sum(dim=2).mean(dim=1).sqrt()   # GANformer ws: all latents of a layer
     new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
     return (lengths - new_mean).square().mean(), new_mean
