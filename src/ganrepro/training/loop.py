@@ -198,15 +198,27 @@ class Trainer:
             save_attention_figure(G, self.z_grid, self.files.attention(kimg), self.device)
 
     # -- one step ----------------------------------------------------------------------
-    def _fake(self, n: int):
+    def _draws(self, n: int):
+        """A G pass's random latents: z; with style mixing on, a partner z2 and the first
+        layer it takes over, or None when this pass does not mix (probability 1 - p)."""
         z = torch.randn(n, *self.G.z_shape, device=self.device)
+        if self.synthesize is None or self.t["style_mixing"] == 0:
+            return z, None, None
+        mix = torch.rand([]).item() < self.t["style_mixing"]
+        cut = int(torch.randint(1, self.G.num_ws, []).item()) if mix else None
+        return z, torch.randn_like(z), cut
+
+    def _fake(self, n: int):
+        z, z2, cut = self._draws(n)
         if self.synthesize is None:
             return self.G_run(z), None, None
         ws, ys = self.G.map(z)
-        if self.t["style_mixing"] > 0 and torch.rand([]).item() < self.t["style_mixing"]:
-            cut = int(torch.randint(1, self.G.num_ws, []).item())
-            ws2, _ = self.G.map(torch.randn_like(z), update_avg=False)   # the mixing draw leaves w_avg alone
-            ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
+        if z2 is not None:
+            # As the official code, the partner is mapped on every pass and counts towards
+            # w_avg (its skip_w_avg_update flag never reaches the mapping network).
+            ws2, _ = self.G.map(z2)
+            if cut is not None:
+                ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
         return self.synthesize(ws, ys), ws, ys
 
     def step(self, reals: torch.Tensor, size: int, acc: dict) -> None:

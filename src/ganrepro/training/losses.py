@@ -31,7 +31,9 @@ def r1_penalty(D, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     logits = D(real)
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
-    return grad.square().sum(dim=(1, 2, 3)).mean()
+    # "+ 0 * logits", as the official code: every D parameter takes part in the R1 step, so
+    # Adam also steps (with a zero gradient) those the penalty does not reach, like the output bias.
+    return grad.square().sum(dim=(1, 2, 3)).mean() + 0 * logits.sum()
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
