@@ -20,6 +20,7 @@ from ganrepro.models import official
 FIXTURE = Path(__file__).parent / "fixtures" / "official" / "official.pt"
 ATOL = 1e-4
 GENERATORS = [f"{name}-{res}" for name in ("stylegan2", "ganformer-simplex", "ganformer-duplex") for res in (16, 32)]
+GENERATORS.append("ganformer-duplex-clevr-16")        # the official CLEVR preset: k = 8, no global style
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def fixtures():
 
 def converted_generator(record: dict):
     G = models.build_generator(record["name"], **record["hparams"])
-    G.load_state_dict(official.generator(record["state_dict"]))      # strict: every tensor accounted for
+    state_dict = official.generator(record["state_dict"], style=record["hparams"].get("style", True))
+    G.load_state_dict(state_dict)                      # strict: every tensor accounted for
     return G.eval()
 
 
@@ -51,8 +53,10 @@ def test_converted_generator_gives_the_official_outputs(fixtures, key):
         truncated = G(z, psi=0.6, noise_mode="const")
     w = ws[:, 0]                                                   # every layer gets the same w
     assert max_error(w, record["w"][:, 0] if stylegan else record["w"]) < ATOL
-    assert max_error(img, record["img"]) < ATOL
-    assert max_error(truncated, record["img_psi0.6"]) < ATOL
+    # Images are compared at 1e-4 of their peak value where that exceeds 1: the randomized
+    # GANformers reach values of ~10 and float32 round-off grows with them (observed <= 6e-5).
+    assert max_error(img, record["img"]) < ATOL * max(1.0, record["img"].abs().max().item())
+    assert max_error(truncated, record["img_psi0.6"]) < ATOL * max(1.0, record["img_psi0.6"].abs().max().item())
     assert len(maps) == len(record["attention"])
     for ours, theirs in zip(maps, record["attention"]):
         assert max_error(ours[:theirs.shape[0]], theirs) < ATOL

@@ -29,6 +29,7 @@ class GANformerConfig(StyleGAN2Config):
     w_dim: int = 32
     mapping_residual: bool = True   # official --mapping-resnet
     mapping_ltnt2ltnt: bool = True  # self-attention among the local latents in the mapping (official; CLEVR: off)
+    style: bool = True              # global style modulation of the convs (official; CLEVR preset: off)
     architecture: str = "resnet"    # official --ganformer-default generator
     components: int = 16            # k local latent components (plus 1 global)
     heads: int = 1                  # attention heads

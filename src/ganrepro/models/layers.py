@@ -111,37 +111,41 @@ class ModulatedConv2d(nn.Module):
 
     Each sample's style scales the input channels of the shared weight; demodulation
     rescales each output channel to unit expected variance. The batch becomes the group
-    dimension, so there is no Python loop over samples.
+    dimension, so there is no Python loop over samples. modulate=False is a plain conv
+    (no style, no demodulation; the official `style=False`, its CLEVR preset).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int, style_dim: int,
-                 demodulate: bool = True, up: bool = False):
+                 demodulate: bool = True, up: bool = False, modulate: bool = True):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
-        self.affine = EqualLinear(style_dim, in_channels, bias_init=1.0)   # styles start at 1
+        if modulate:
+            self.affine = EqualLinear(style_dim, in_channels, bias_init=1.0)   # styles start at 1
         self.scale = 1.0 / math.sqrt(in_channels * kernel * kernel)
-        self.demodulate, self.up = demodulate, up
+        self.demodulate, self.up, self.modulate = demodulate, up, modulate
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         b, c, h, wd = x.shape
-        style = self.affine(w)                                          # [B, in]
-        weight = self.weight[None] * self.scale * style[:, None, :, None, None]   # [B, out, in, k, k]
-        if self.demodulate:
-            weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
-        out_c, k = weight.shape[1], weight.shape[-1]
-        x = x.reshape(1, b * c, h, wd)
+        if self.modulate:
+            style = self.affine(w)                                      # [B, in]
+            weight = self.weight[None] * self.scale * style[:, None, :, None, None]   # [B, out, in, k, k]
+            if self.demodulate:
+                weight = weight * torch.rsqrt(weight.square().sum(dim=(2, 3, 4), keepdim=True) + 1e-8)
+            x = x.reshape(1, b * c, h, wd)                              # samples as groups
+        else:
+            weight = (self.weight * self.scale)[None]                   # one weight for the batch
+        groups, out_c, k = weight.shape[0], weight.shape[1], weight.shape[-1]
         if self.up:
             # StyleGAN2's transposed-conv path: stride-2 transposed conv (one pixel beyond
             # each border kept), then the FIR filter over [pad 1, valid], so the border
             # pixels are filtered like the inside ones. The kernel acts unflipped here, as
             # the official weight layout expects.
-            weight = weight.transpose(1, 2).reshape(b * c, out_c, k, k)
-            x = F.conv_transpose2d(x, weight, stride=2, groups=b)
+            weight = weight.transpose(1, 2).reshape(groups * c, out_c, k, k)
+            x = F.conv_transpose2d(x, weight, stride=2, groups=groups)
             x = blur2d(x, pad=1, gain=4.0)
-            h, wd = h * 2, wd * 2
         else:
-            x = F.conv2d(x, weight.reshape(b * out_c, c, k, k), padding=k // 2, groups=b)
-        return x.reshape(b, out_c, h, wd)
+            x = F.conv2d(x, weight.reshape(groups * out_c, c, k, k), padding=k // 2, groups=groups)
+        return x.reshape(b, out_c, x.shape[2], x.shape[3])
 
 
 class NoiseInjection(nn.Module):
@@ -161,9 +165,9 @@ class NoiseInjection(nn.Module):
 
 
 class ToRGB(nn.Module):
-    def __init__(self, in_channels: int, img_channels: int, style_dim: int):
+    def __init__(self, in_channels: int, img_channels: int, style_dim: int, modulate: bool = True):
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, img_channels, 1, style_dim, demodulate=False)
+        self.conv = ModulatedConv2d(in_channels, img_channels, 1, style_dim, demodulate=False, modulate=modulate)
         self.bias = nn.Parameter(torch.zeros(1, img_channels, 1, 1))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

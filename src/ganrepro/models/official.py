@@ -103,9 +103,11 @@ def _synthesis(res: int, rest: str, value: torch.Tensor) -> tuple[str, torch.Ten
     raise KeyError(rest)
 
 
-def generator(official: Tensors) -> Tensors:
+def generator(official: Tensors, style: bool = True) -> Tensors:
     """The official `Generator` (StyleGAN2 baseline or GANformer; unconditional, square)
-    -> ganrepro's generator of the matching registry model."""
+    -> ganrepro's generator of the matching registry model. style=False is for a generator
+    built with the official `style=False` (the CLEVR preset), whose `affine` layers exist
+    but are never read; ganrepro does not build them."""
     out: Tensors = {}
     dead = {k.rsplit(".", 1)[0] for k in official if k.endswith("transformer.att_weight")}
     for key, value in official.items():
@@ -114,6 +116,8 @@ def generator(official: Tensors) -> Tensors:
         owner = key.rsplit(".", 2)[0]
         if owner in dead and key.rsplit(".", 2)[1] in ("to_keys", "to_pos_map"):
             continue                 # k-means duplex: keys are computed but never read
+        if not style and ".affine." in key:
+            continue
         try:
             if key == "pos":
                 out["pos"] = value

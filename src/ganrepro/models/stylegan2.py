@@ -49,9 +49,10 @@ class SynthesisLayer(nn.Module):
     official conv_last: the conv alone."""
 
     def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool = False,
-                 attention: nn.Module | None = None, gain: float = 1.0, plain: bool = False):
+                 attention: nn.Module | None = None, gain: float = 1.0, plain: bool = False,
+                 style: bool = True):
         super().__init__()
-        self.conv = ModulatedConv2d(cin, cout, 3, w_dim, up=up)
+        self.conv = ModulatedConv2d(cin, cout, 3, w_dim, up=up, modulate=style)
         self.attention = attention
         self.plain, self.gain = plain, gain
         if not plain:
@@ -71,7 +72,7 @@ class SynthesisLayer(nn.Module):
 
 class SynthesisBlock(nn.Module):
     def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, img_channels: int,
-                 architecture: str, is_last: bool, make_attention: Callable):
+                 architecture: str, is_last: bool, make_attention: Callable, style: bool = True):
         super().__init__()
         self.first = cin == 0
         self.architecture, self.is_last = architecture, is_last
@@ -79,15 +80,15 @@ class SynthesisBlock(nn.Module):
             self.const = nn.Parameter(torch.randn(1, cout, 4, 4))     # learned 4x4 input
         else:
             self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True,
-                                        attention=make_attention(resolution, cout))
+                                        attention=make_attention(resolution, cout), style=style)
         resnet = architecture == "resnet" and not self.first
         self.conv1 = SynthesisLayer(cout, cout, w_dim, resolution, attention=make_attention(resolution, cout),
-                                    gain=1 / SQRT2 if resnet else 1.0)
+                                    gain=1 / SQRT2 if resnet else 1.0, style=style)
         if resnet:
             self.skip = EqualConv2d(cin, cout, 1, bias=False, up=True)
         if is_last:
-            self.conv_last = SynthesisLayer(cout, cout, w_dim, resolution, plain=True)
-        self.torgb = ToRGB(cout, img_channels, w_dim) if (architecture == "skip" or is_last) else None
+            self.conv_last = SynthesisLayer(cout, cout, w_dim, resolution, plain=True, style=style)
+        self.torgb = ToRGB(cout, img_channels, w_dim, style) if (architecture == "skip" or is_last) else None
         self.num_conv = (1 if self.first else 2) + (1 if is_last else 0)
         self.num_torgb = 1 if self.torgb is not None else 0
 
@@ -135,7 +136,7 @@ class Generator(nn.Module):
         for res in resolutions:
             cout = channels_at(res, cfg.channel_base, cfg.channel_max)
             blocks.append(SynthesisBlock(cin, cout, cfg.w_dim, res, cfg.channels, cfg.architecture,
-                                         res == cfg.resolution, make_attention))
+                                         res == cfg.resolution, make_attention, getattr(cfg, "style", True)))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.num_ws = sum(b.num_conv for b in self.blocks) + self.blocks[-1].num_torgb
