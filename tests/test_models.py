@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -234,6 +232,13 @@ def test_bad_snapshot_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a snapshot")
     with pytest.raises(ConfigError, match="is not a readable ganrepro snapshot"):
         models.load_snapshot(bad)
+
+
+def test_snapshot_of_the_older_networks_is_refused_with_a_reason(tmp_path):
+    old = tmp_path / "snapshot-000004.pt"
+    torch.save({"format": "ganrepro-snapshot-1", "model": "stylegan2", "hparams": {}, "state_dict": {}}, old)
+    with pytest.raises(ConfigError, match="older ganrepro whose networks differ"):
+        models.load_snapshot(old)
 
 
 @pytest.mark.parametrize("call, message", [

@@ -37,7 +37,7 @@ class GANformerConfig(StyleGAN2Config):
     integration: str = "mul"        # "mul" (official default), "add"; "both" = the paper's eq. 6 reading
     start_res: int = 4              # attention at resolutions start_res..end_res (inclusive)
     end_res: int = 128              # (official: every resolution below 256)
-    duplex_keys: str = "kmeans"     # duplex: "kmeans" (official --ganformer-default) or "centroids" (the paper's eq. 8 reading)
+    duplex_keys: str = "kmeans"     # "kmeans" (official --ganformer-default); "centroids" = the paper's eq. 8 reading
     kmeans_iters: int = 1           # k-means rounds per layer (official default 1)
     pos_dim: int = 0                # sinusoidal image-grid features; 0 = w_dim (official)
     d_attention: bool = False       # attention in the discriminator too (not in the official code)

@@ -22,6 +22,7 @@ from ganrepro.models.layers import (
     SQRT2, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d,
     NoiseInjection, ToRGB, channels_at, log2_int, lrelu, normalize_latent, upsample2d)
 
+
 @dataclass
 class StyleGAN2Config:
     resolution: int = 64            # output side length in pixels (a power of two >= 8)
