@@ -188,3 +188,10 @@ def test_one_training_step_updates_the_weights_as_the_official_step(fixtures, st
     # The step did move G's weights.
     moved = _compare(trainer.G.state_dict(), official.generator(record["before"]["G"]), "G")
     assert moved > 1e-3
+
+
+def test_bench_official_names_a_folder_that_is_not_the_official_code(tmp_path):
+    from conftest import ganrepro
+    proc = ganrepro("bench", "official", "--official", str(tmp_path), check=False)
+    assert proc.returncode != 0
+    assert "is not the official code's pytorch_version folder" in proc.stderr
