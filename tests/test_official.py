@@ -20,7 +20,8 @@ from ganrepro.models import official
 FIXTURE = Path(__file__).parent / "fixtures" / "official" / "official.pt"
 ATOL = 1e-4
 GENERATORS = [f"{name}-{res}" for name in ("stylegan2", "ganformer-simplex", "ganformer-duplex") for res in (16, 32)]
-GENERATORS.append("ganformer-duplex-clevr-16")        # the official CLEVR preset: k = 8, no global style
+GENERATORS += ["ganformer-duplex-clevr-16",            # the official CLEVR preset: k = 8, no global style
+               "ganformer-simplex-2heads-16", "ganformer-duplex-2heads-16"]   # --num-heads 2
 
 
 @pytest.fixture(scope="module")
