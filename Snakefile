@@ -14,6 +14,11 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# Snakemake's own HTML report (`snakemake --report results/report.html`): this text, then
+# the outputs the rules mark with report(...).
+report: "report/captions/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

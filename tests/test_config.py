@@ -19,6 +19,11 @@ def resolve(**changes):
 
 @pytest.mark.parametrize("cfg, expected", [
     ({**BASE, "colour": 1}, ["unknown config key 'colour'", "allowed keys", "datasets", "kimg"]),
+    ({**BASE, "seed": 0}, ["config key 'seed' was split in two", "'seeds'", "'metrics.seed'"]),
+    ({**BASE, "seeds": []}, ["config key 'seeds' must not be empty"]),
+    ({**BASE, "seeds": [0, 0]}, ["config key 'seeds' must not repeat values"]),
+    ({**BASE, "seeds": 3}, ["config key 'seeds' must be a list"]),
+    ({**BASE, "seeds": [-1]}, ["config key 'seeds[0]' must be >= 0"]),
     ({"datasets": {"toy": {"source": "shapes", "bogus": 2}}},
      ["unknown config key 'datasets.toy.bogus'", "num_images", "max_objects"]),
     ({"datasets": {"toy": {"source": "shapes", "resolution": 48}}},
@@ -59,7 +64,7 @@ def test_bad_config_gives_one_sentence_naming_the_key(cfg, expected):
 def test_defaults_are_filled_per_source():
     cfg = config.resolve({"datasets": {"a": {"source": "shapes"}, "b": {"source": "clevr"},
                                        "c": {"source": "folder", "path": "imgs"}}})
-    assert cfg["seed"] == 0 and cfg["cache_dir"] == "resources"
+    assert cfg["seeds"] == [0, 1, 2] and cfg["metrics"]["seed"] == 0 and cfg["cache_dir"] == "resources"
     assert cfg["models"] == ["stylegan2", "ganformer-simplex", "ganformer-duplex"]
     assert cfg["datasets"]["a"]["num_images"] == 10000 and cfg["datasets"]["a"]["background"] == "mixed"
     assert "url" not in cfg["datasets"]["a"]

@@ -75,6 +75,7 @@ def write_config(workdir: Path, models: list[str], kimg: list[int], **train) -> 
     cfg = {
         "datasets": {"shapes8": {"source": "shapes", "resolution": 8, "num_images": 200}},
         "models": models,
+        "seeds": [0],                       # one training seed: this test is about the cluster
         "hparams": {m: HPARAMS[m] for m in models},
         "kimg": kimg,
         "train": {"batch_size": 32, "tick_kimg": 0.5, "state_kimg": 0.5, "grid": 2,
@@ -94,7 +95,7 @@ def snakemake_args(workdir: Path, config: Path, *args: str) -> list[str]:
 
 
 def snapshot_targets(models, kimg, dataset="shapes8") -> list[str]:
-    return [f"results/runs/{dataset}/{m}/snapshot-{k:06d}.pt" for m in models for k in kimg]
+    return [f"results/runs/{dataset}/{m}/seed0/snapshot-{k:06d}.pt" for m in models for k in kimg]
 
 
 def submitted_ids(output: str) -> list[str]:
@@ -115,15 +116,16 @@ def test_the_whole_pipeline_goes_through_slurm_with_a_gpu_per_training_and_evalu
     if shutil.which("latexmk"):
         assert (workdir / "results/report/report.pdf").is_file()
     for m in models:
-        assert "done at kimg 1.000" in (workdir / f"results/logs/train/shapes8/{m}.log").read_text()
+        assert "done at kimg 1.000" in (workdir / f"results/logs/train/shapes8/{m}/seed0.log").read_text()
 
     # Every compute job went through sbatch: slurmctld knows it, by the plugin's rule comment.
     jobs = {j["Comment"]: j for j in jobs_in(workdir)}
     prepare = jobs["rule_prepare_dataset_wildcards_shapes8"]
-    trains = [jobs[f"rule_train_wildcards_shapes8_{m}"] for m in models]
+    trains = [jobs[f"rule_train_wildcards_shapes8_{m}_0"] for m in models]
     stats = [j for c, j in jobs.items() if c.startswith("rule_real_stats_wildcards_shapes8")]
-    evaluations = [jobs[f"rule_evaluate_wildcards_shapes8_{m}_{k:06d}"] for m in models for k in kimg]
-    gpu_jobs = [*trains, *stats, *evaluations]
+    evaluations = [jobs[f"rule_evaluate_wildcards_shapes8_{m}_0_{k:06d}"] for m in models for k in kimg]
+    throughput = jobs["rule_bench_throughput_wildcards_shapes8"]
+    gpu_jobs = [*trains, *stats, *evaluations, throughput]
     assert len(stats) == 1
     assert sorted(submitted_ids(out)) == sorted(j["JobId"] for j in [prepare, *gpu_jobs])
     for job in [prepare, *gpu_jobs]:
@@ -139,7 +141,7 @@ def test_the_whole_pipeline_goes_through_slurm_with_a_gpu_per_training_and_evalu
     assert not any(c.startswith(("rule_tables", "rule_figures", "rule_render")) for c in jobs)
     # The plugin's per-job logs are kept (slurm-keep-successful-logs).
     for m, job in zip(models, trains):
-        log = workdir / f".snakemake/slurm_logs/rule_train/shapes8_{m}/{job['JobId']}.log"
+        log = workdir / f".snakemake/slurm_logs/rule_train/shapes8_{m}_0/{job['JobId']}.log"
         assert log.is_file(), log
 
     again = run(snakemake_args(workdir, config), cwd=workdir)
@@ -150,8 +152,8 @@ def test_cancelled_training_job_resumes_when_the_workflow_is_run_again(workdir):
     model, kimg = "stylegan2", [0, 4, 8]
     config = write_config(workdir, [model], kimg, tick_kimg=1, state_kimg=1)
     targets = snapshot_targets([model], kimg)
-    run_dir = workdir / "results/runs/shapes8" / model
-    comment = f"rule_train_wildcards_shapes8_{model}"
+    run_dir = workdir / "results/runs/shapes8" / model / "seed0"
+    comment = f"rule_train_wildcards_shapes8_{model}_0"
 
     # First run: no retry, so the cancelled job fails the run as a walltime kill would.
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -196,7 +198,7 @@ def test_cancelled_training_job_resumes_when_the_workflow_is_run_again(workdir):
     assert {j["JobId"]: j for j in jobs_in(workdir)}[resubmitted]["JobState"] == "COMPLETED"
     for target in targets:
         assert (workdir / target).is_file(), target
-    log = (workdir / f"results/logs/train/shapes8/{model}.log").read_text()
+    log = (workdir / f"results/logs/train/shapes8/{model}/seed0.log").read_text()
     resumed = re.search(r"resuming from \S+/training-state-\d+\.pt \(kimg (\d+\.\d+)\)", log)
     assert resumed, log
     resumed_kimg = float(resumed.group(1))

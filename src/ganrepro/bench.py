@@ -182,31 +182,69 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
                 torch.manual_seed(0)
                 trainer = Trainer(cfg, ds, model, Path(tmp) / "run" / setting / model, Context())
                 batch = cfg["train"]["batch_size"]
-                reals = torch.from_numpy(np.asarray(trainer.dataset.images[:batch]).copy())
-                acc = {k: torch.zeros([], device=trainer.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
                 if trainer.device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(trainer.device)
-                interval = cfg["train"]["r1_interval"]
-
-                def main_step():
-                    trainer.steps = 1                 # not a multiple of the R1 interval: no R1
-                    trainer.step(reals, batch, acc)
-
-                def r1_step():
-                    trainer.steps = 0                 # an R1 step
-                    trainer.step(reals, batch, acc)
+                main_step, r1_step = _step_functions(trainer, batch)
                 if warmup:
                     main_step()
                     r1_step()
-                main = _timed(main_step, steps, trainer.device.type, warmup=False)
-                with_r1 = _timed(r1_step, 1, trainer.device.type, warmup=False)
-                seconds = main + max(with_r1 - main, 0.0) / interval
+                seconds = _step_seconds(trainer, main_step, r1_step, steps)
                 if trainer.device.type == "cuda":
                     peak = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 20
                 else:
                     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 yield (f"{setting:<9} {model:<18} {res:>4} {batch:>5} {seconds / batch * 1000:>10.1f} "
                        f"{batch / seconds:>8.1f} {peak:>9.0f}")
+
+
+def _step_functions(trainer, batch: int):
+    """(main step, R1 step) of a Trainer on one fixed batch of its dataset's images."""
+    reals = torch.from_numpy(np.asarray(trainer.dataset.images[:batch]).copy())
+    acc = {k: torch.zeros([], device=trainer.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
+
+    def main_step():
+        trainer.steps = 1                 # not a multiple of the R1 interval: no R1
+        trainer.step(reals, batch, acc)
+
+    def r1_step():
+        trainer.steps = 0                 # an R1 step
+        trainer.step(reals, batch, acc)
+    return main_step, r1_step
+
+
+def _step_seconds(trainer, main_step, r1_step, steps: int) -> float:
+    """Seconds of one training step: `steps` main steps and one R1 step timed, the R1
+    step's extra cost amortized over its interval."""
+    main = _timed(main_step, steps, trainer.device.type, warmup=False)
+    with_r1 = _timed(r1_step, 1, trainer.device.type, warmup=False)
+    return main + max(with_r1 - main, 0.0) / trainer.t["r1_interval"]
+
+
+def throughput(cfg: dict, dataset_dir: str | Path, rounds: int, steps: int) -> dict:
+    """Each model's training step timed alone on one device, the models interleaved
+    (A, B, C, A, B, C, ...) so that the machine's load changes fall on all of them alike.
+    Returns per model the seconds per step of every round and the median img/s."""
+    from ganrepro.training.distributed import Context
+    from ganrepro.training.loop import Trainer
+
+    batch = cfg["train"]["batch_size"]
+    cfg = {**cfg, "train": {**cfg["train"], "num_workers": 0}}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers, steps_of = {}, {}
+        for model in cfg["models"]:
+            torch.manual_seed(0)
+            trainers[model] = Trainer(cfg, Path(dataset_dir), model, Path(tmp) / model, Context(), seed=0)
+            steps_of[model] = _step_functions(trainers[model], batch)
+            for fn in steps_of[model]:                # warm-up, untimed
+                fn()
+        seconds: dict[str, list[float]] = {m: [] for m in trainers}
+        for _ in range(rounds):
+            for model, trainer in trainers.items():
+                seconds[model].append(_step_seconds(trainer, *steps_of[model], steps))
+        device = next(iter(trainers.values())).device
+    return {"device": device_line().removeprefix("device: "), "torch_device": str(device), "batch": batch, "rounds": rounds,
+            "steps_per_round": steps, "order": list(trainers),
+            "models": {m: {"seconds": s, "img_per_sec": batch / float(np.median(s))} for m, s in seconds.items()}}
 
 
 def bench_metrics(settings, model: str, images: int, device: str, batch_size: int) -> Iterator[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import click
@@ -154,15 +155,17 @@ def data_export_png(dataset, out, limit) -> None:
 
 @main.command("train")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
-              type=click.Path(dir_okay=False), help="Config with the train, hparams, kimg and seed keys.")
+              type=click.Path(dir_okay=False), help="Config with the train, hparams, kimg and seeds keys.")
 @click.option("--dataset", required=True, help="Dataset name (its prepared folder is results/datasets/NAME).")
 @click.option("--model", required=True, help="stylegan2, ganformer-simplex, ganformer-duplex or gan.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False),
               help="Prepared dataset folder [default: results/datasets/DATASET].")
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder [default: results/runs/DATASET/MODEL].")
+@click.option("--seed", type=click.IntRange(0), help="Training seed [default: the first of the config's seeds].")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder [default: results/runs/DATASET/MODEL/seedSEED].")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
 @config_json_option
-def train_command(config_path, dataset, model, data_dir, out, dry_run, config_json) -> None:
+def train_command(config_path, dataset, model, data_dir, seed, out, dry_run, config_json) -> None:
     """Train one model, writing snapshot-{kimg:06d}.pt at each kimg of the config.
     Run the same command again after an interruption to resume."""
     from ganrepro import models, training
@@ -171,10 +174,11 @@ def train_command(config_path, dataset, model, data_dir, out, dry_run, config_js
     if model not in models.MODELS:
         raise ConfigError(f"unknown model {model!r}; allowed: {', '.join(models.MODELS)}")
     data_dir = data_dir or f"results/datasets/{dataset}"
+    seed = cfg["seeds"][0] if seed is None else seed
     if dry_run:
-        click.echo(json.dumps(training.dry_run(cfg, data_dir, model), indent=2))
+        click.echo(json.dumps(training.dry_run(cfg, data_dir, model, seed), indent=2))
         return
-    training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}")
+    training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}/seed{seed}", seed)
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -247,7 +251,10 @@ def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats,
     data_dir = data_dir or f"results/datasets/{dataset}"
     stats_path = stats_path or default_path("results/stats", dataset, fid_mode, opts.num_real)
     record = evaluate(snapshot, data_dir, stats_path, opts)
-    out = out or f"results/metrics/{dataset}/{record['model']}/kimg{record['kimg']:06d}.json"
+    if out is None:                      # a run folder results/runs/D/M/seedS/ keeps its seed folder
+        run = Path(snapshot).parent.name
+        seed_dir = f"{run}/" if re.fullmatch(r"seed\d+", run) else ""
+        out = f"results/metrics/{dataset}/{record['model']}/{seed_dir}kimg{record['kimg']:06d}.json"
     write_json(record, out)
     values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record["metrics"].items())
     click.echo(f"{out}: {values} ({record['seconds']:.0f} s)")
@@ -337,6 +344,31 @@ def bench_train(settings, models_, steps, device, warmup) -> None:
 
     for line in run(settings, models_, steps, device, warmup):
         click.echo(line)
+
+
+@bench_group.command("throughput")
+@click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True, type=click.Path(dir_okay=False))
+@config_json_option
+@click.option("--dataset", required=True, help="Dataset name (its prepared folder is results/datasets/NAME).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False),
+              help="Prepared dataset folder [default: results/datasets/DATASET].")
+@click.option("--rounds", default=10, show_default=True, type=click.IntRange(2),
+              help="Rounds; each times every model once, in turn.")
+@click.option("--steps", default=3, show_default=True, type=click.IntRange(1), help="Training steps per model per round.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSON file to write.")
+def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps, out) -> None:
+    """Training throughput of every configured model, timed interleaved on one device (the
+    measurement the report's attention-cost claim is decided on)."""
+    from ganrepro.bench import throughput
+    from ganrepro.files import atomic_write_text
+
+    cfg = _config(config_path, config_json)
+    record = throughput(cfg, data_dir or f"results/datasets/{dataset}", rounds, steps)
+    record["dataset"] = dataset
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
+    for model, m in record["models"].items():
+        click.echo(f"{model:<18} {m['img_per_sec']:>8.1f} img/s (median of {rounds} rounds)")
+    click.echo(f"wrote {out}")
 
 
 @bench_group.command("official")

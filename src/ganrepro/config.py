@@ -207,6 +207,9 @@ def resolve(cfg: Any, origin: str | None = None) -> dict[str, Any]:
         if not isinstance(cfg, dict):
             raise ConfigError("a config must be a mapping of keys to values "
                               f"(got {type(cfg).__name__})")
+        if "seed" in cfg:
+            raise ConfigError("config key 'seed' was split in two: 'seeds' (the training seeds, a list such as "
+                              "[0, 1, 2]) and 'metrics.seed' (the sampling seed of the evaluation)")
         _validate(cfg, schema())
         out = copy.deepcopy(cfg)
         _fill_defaults(schema(), out)

@@ -21,6 +21,7 @@ validate(config, str(ganrepro_config.schema_path()))
 
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
+SEEDS = [int(s) for s in config["seeds"]]
 KIMGS = list(config["kimg"])
 LAST_KIMG = KIMGS[-1]
 
@@ -28,6 +29,7 @@ LAST_KIMG = KIMGS[-1]
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)),
     model="|".join(map(re.escape, MODELS)),
+    seed=r"\d+",
     kimg=r"\d{6}",
 
 
@@ -46,19 +48,48 @@ def dataset_spec(wildcards):
     return json.dumps(config["datasets"][wildcards.dataset], sort_keys=True)
 
 
+# Each job gets the part of the config it uses and no more, as JSON: Snakemake reruns a job
+# when its params change, so an edit reruns exactly the jobs it concerns (a metrics key no
+# training job, a new model no other model's jobs). The package fills in the defaults again.
+def _job_config(dataset, models, **sections):
+    cfg = {"datasets": {dataset: config["datasets"][dataset]}, "models": list(models),
+           "hparams": {m: config["hparams"][m] for m in models if m in config["hparams"]}}
+    return json.dumps({**cfg, **sections}, sort_keys=True)
+
+
+def train_config(wildcards):
+    """One training run: its dataset, its model's hyper-parameters, the recipe, the checkpoints
+    and its seed."""
+    return _job_config(wildcards.dataset, [wildcards.model], train=config["train"], kimg=KIMGS,
+                       seeds=[int(wildcards.seed)])
+
+
+def throughput_config(wildcards):
+    """The throughput benchmark of one dataset: every model's hyper-parameters and the recipe."""
+    return _job_config(wildcards.dataset, MODELS, train=config["train"])
+
+
 def config_json(wildcards=None):
-    """The whole resolved config as JSON, so a job sees exactly what this run validated
-    (including --configfile and --config overrides)."""
+    """The whole resolved config as JSON, for the report stage (which prints all of it)."""
     return json.dumps(config, sort_keys=True)
 
 
-def snapshot_files(dataset="{dataset}", model="{model}"):
-    return [f"results/runs/{dataset}/{model}/snapshot-{k:06d}.pt" for k in KIMGS]
+def run_dir(dataset="{dataset}", model="{model}", seed="{seed}"):
+    return f"results/runs/{dataset}/{model}/seed{seed}"
+
+
+def snapshot_files(dataset="{dataset}", model="{model}", seed="{seed}"):
+    return [f"{run_dir(dataset, model, seed)}/snapshot-{k:06d}.pt" for k in KIMGS]
+
+
+def runs():
+    """Every training run: (dataset, model, seed)."""
+    return [(d, m, s) for d in DATASETS for m in MODELS for s in SEEDS]
 
 
 def metrics_files():
-    """Every metrics JSON of the run: dataset x model x kimg."""
-    return [f"results/metrics/{d}/{m}/kimg{k:06d}.json" for d in DATASETS for m in MODELS for k in KIMGS]
+    """Every metrics JSON of the run: dataset x model x seed x kimg."""
+    return [f"results/metrics/{d}/{m}/seed{s}/kimg{k:06d}.json" for d, m, s in runs() for k in KIMGS]
 
 
 def stats_file(wildcards):
@@ -91,15 +122,31 @@ HAVE_LATEXMK = shutil.which("latexmk") is not None
 
 
 def report_inputs():
-    """The inputs of the tables and figures: metrics, snapshots, manifests, benchmarks."""
+    """The inputs of the tables and figures: metrics, snapshots (for the run files beside
+    them; the report never loads a snapshot), manifests, benchmarks, throughput."""
     return {
         "metrics": metrics_files(),
-        "snapshots": [s for d in DATASETS for m in MODELS for s in snapshot_files(d, m)],
+        "snapshots": [s for d, m, seed in runs() for s in snapshot_files(d, m, seed)],
         "manifests": dataset_targets(),
-        "train_benchmarks": expand("results/benchmarks/train/{dataset}/{model}.tsv", dataset=DATASETS, model=MODELS),
-        "evaluate_benchmarks": [f"results/benchmarks/evaluate/{d}/{m}/kimg{k:06d}.tsv"
-                                for d in DATASETS for m in MODELS for k in KIMGS],
+        "train_benchmarks": [f"results/benchmarks/train/{d}/{m}/seed{s}.tsv" for d, m, s in runs()],
+        "evaluate_benchmarks": [f"results/benchmarks/evaluate/{d}/{m}/seed{s}/kimg{k:06d}.tsv"
+                                for d, m, s in runs() for k in KIMGS],
+        "throughput": expand("results/throughput/{dataset}.json", dataset=DATASETS),
     }
+
+
+def caption(name):
+    """A caption of Snakemake's HTML report (report/captions/NAME.rst)."""
+    return repo_file(f"report/captions/{name}.rst")
+
+
+def figure_output(name):
+    """A figure file as an output of the figures rule; the PNGs go into the HTML report."""
+    path = f"results/figures/{name}"
+    kind = name.split("_", 1)[0]
+    if name.endswith(".png"):
+        return report(path, caption=caption(kind), category="Figures", subcategory=kind)
+    return path
 
 
 def report_targets():

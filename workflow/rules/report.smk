@@ -1,13 +1,15 @@
 # Stage 4: tables, figures and the LaTeX report -> results/tables/, results/figures/,
 # results/report/report.tex and, when a TeX engine is installed, report.pdf.
 # The rules run on the submitting machine (localrule): they are light, and on a cluster
-# the login node is where TeX usually is.
+# the login node is where TeX usually is. Outputs marked report(...) also go into
+# Snakemake's own HTML report: `snakemake --report results/report.html` after a run.
 rule tables:
     input:
         **report_inputs(),
         published=repo_file("config/published.yaml"),
     output:
-        expand("results/tables/{name}.{ext}", name=TABLES, ext=("csv", "tex")),
+        [report(f"results/tables/{name}.csv", caption=caption("tables"), category="Tables") for name in TABLES],
+        expand("results/tables/{name}.tex", name=TABLES),
         index=f"results/tables/{TABLES_INDEX}",
         claims=f"results/tables/{CLAIMS_JSON}",
     params:
@@ -26,7 +28,7 @@ rule figures:
     input:
         **report_inputs(),
     output:
-        expand("results/figures/{name}", name=figure_files(DATASETS, MODELS)),
+        [figure_output(name) for name in figure_files(DATASETS, MODELS)],
     params:
         cfg=config_json,
     log:
@@ -67,7 +69,7 @@ rule compile_pdf:
         rules.figures.output,
         tex="results/report/report.tex",
     output:
-        "results/report/report.pdf",
+        report("results/report/report.pdf", caption=caption("pdf"), category="Report"),
     log:
         "results/logs/report/compile_pdf.log",
     localrule: True

@@ -1,7 +1,8 @@
-# Stage 2: one training job per dataset x model -> results/runs/{dataset}/{model}/.
-# The snapshots are the declared outputs; the resume state (state/) lives beside them
-# undeclared, because Snakemake deletes declared outputs before re-running a job.
-# Re-running after an interruption (Ctrl-C, scancel, walltime) resumes from that state.
+# Stage 2: one training job per dataset x model x training seed ->
+# results/runs/{dataset}/{model}/seed{seed}/. The snapshots are the declared outputs; the
+# resume state (state/) lives beside them undeclared, because Snakemake deletes declared
+# outputs before re-running a job. Re-running after an interruption (Ctrl-C, scancel,
+# walltime) resumes from that state.
 
 
 rule train:
@@ -11,15 +12,15 @@ rule train:
     output:
         snapshot_files(),
     params:
-        cfg=config_json,
+        cfg=train_config,
         data=subpath(input.manifest, parent=True),
-        out="results/runs/{dataset}/{model}",
+        out=run_dir(),
         launcher=torch_launcher,
     log:
-        "results/logs/train/{dataset}/{model}.log",
+        "results/logs/train/{dataset}/{model}/seed{seed}.log",
     benchmark:
-        "results/benchmarks/train/{dataset}/{model}.tsv"
-    # One CPU thread per training job, so that on a CPU the models train side by side: on
+        "results/benchmarks/train/{dataset}/{model}/seed{seed}.tsv"
+    # One CPU thread per training job, so that on a CPU the runs train side by side: on
     # the 2-core machine of the README two 1-thread jobs finish 1.6x more kimg per second in
     # all than one 2-thread job (small convolutions do not scale across threads). On a GPU
     # the process needs little CPU (the data-loader workers are separate processes); the
@@ -33,4 +34,31 @@ rule train:
         "../../environment.yml"
     shell:
         "{params.launcher} train --config-json {params.cfg:q} --dataset {wildcards.dataset}"
-        " --model {wildcards.model} --data {params.data:q} --out {params.out:q} > {log} 2>&1"
+        " --model {wildcards.model} --seed {wildcards.seed} --data {params.data:q} --out {params.out:q}"
+        " > {log} 2>&1"
+
+
+rule bench_throughput:
+    # The attention-cost claim's measurement: every model's training step timed alone on one
+    # device, the models interleaved in one process (A, B, C, A, B, C, ...), so that a change
+    # in the machine's load falls on all of them alike. Never read from the training jobs,
+    # which share the machine with each other. Two threads: on a small machine it then runs
+    # with no other job beside it.
+    input:
+        manifest="results/datasets/{dataset}/dataset.json",
+        images="results/datasets/{dataset}/images.npy",
+    output:
+        "results/throughput/{dataset}.json",
+    params:
+        cfg=throughput_config,
+        data=subpath(input.manifest, parent=True),
+    log:
+        "results/logs/bench_throughput/{dataset}.log",
+    threads: 2
+    resources:
+        gpu=1,
+    conda:
+        "../../environment.yml"
+    shell:
+        "ganrepro bench throughput --config-json {params.cfg:q} --dataset {wildcards.dataset}"
+        " --data {params.data:q} --out {output:q} > {log} 2>&1"

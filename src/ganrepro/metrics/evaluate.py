@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from tqdm import tqdm
 from ganrepro import __version__
 from ganrepro.data import store
 from ganrepro.errors import MetricsError
+from ganrepro.files import atomic_write_text
 from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
@@ -201,8 +201,4 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
 
 def write_json(record: dict, path: str | Path) -> None:
     """Atomically: a killed evaluation leaves no metrics file that looks complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")

@@ -1,26 +1,34 @@
-"""The paper's claims, checked on our measurements, one verdict each per dataset.
+"""The paper's claims, decided across training seeds, one verdict each per dataset.
 
-Verdicts: "supported", "not supported", "inconclusive" (the difference is within the
-measured noise, or there is no noise estimate to judge it by) and "not tested" (a model
-the claim compares is not in the config, or FID was not measured). A difference counts
-only when it exceeds 2 x the larger of the two FID standard deviations measured over
-seeds at the last checkpoint (metrics.repeats); a difference inside that band is never a
-win.
+Verdict rules (stated in the report too). Each model is trained once per training seed.
+For a claim "A is better than B" we take one value per run (the FID at the last
+checkpoint, or the kimg a run needs to reach a target FID), and the 95 % interval of the
+difference of the two models' means (Welch's t, see statistics.py):
+
+- supported: the interval excludes 0 in the claimed direction;
+- not supported: it excludes 0 against the claim;
+- inconclusive: it contains 0, or a model has a single training run (no interval), and the
+  verdict says how many seeds per model would detect the observed difference;
+- not tested: a model the claim compares is not in the config, or FID was not measured.
+
+The attention-cost claim is decided from a dedicated benchmark (results/throughput/),
+where each model's training step was timed alone and interleaved with the others on one
+device, never from the throughput of training jobs that shared the machine.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ganrepro.report.inputs import Measurement, Results, Unavailable, count_suffix, median, model_label
+from ganrepro.files import atomic_write_text
+from ganrepro.report import statistics as st
+from ganrepro.report.inputs import Measurement, Results, Unavailable, count_suffix, model_label
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = "supported", "not supported", "inconclusive", "not tested"
-NOISE_FACTOR = 2.0            # a difference must exceed NOISE_FACTOR x the larger FID std
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = st.SUPPORTED, st.NOT_SUPPORTED, st.INCONCLUSIVE, "not tested"
 # Our reading of "attention at O(n k) is affordable": a GANformer keeps at least this
 # fraction of StyleGAN2's training throughput on the same device.
 AFFORDABLE_RATIO = 0.5
@@ -33,55 +41,74 @@ class Claim:
     dataset: str
     statement: str             # the claim, in plain text
     verdict: str
-    reason: str                # one or two sentences with the numbers that decide it
-    numbers: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class FinalFID:
-    """FID at the last checkpoint: the mean over seeds when measured more than once."""
-    value: float
-    std: float | None
-    seeds: int
+    reason: str                # the numbers that decide it, in words
+    numbers: dict[str, Any] = field(default_factory=dict)   # the same, for claims.json
 
 
 @dataclass
 class Inputs:
     """What the claims are decided on, for one dataset (built from Results or by hand)."""
     dataset: str
-    kimg: int                                   # the last checkpoint
-    suffix: str                                 # sample count of the FID used ("10k")
-    final: dict[str, FinalFID]                  # model -> FID at the last checkpoint
-    curves: dict[str, list[tuple[int, float]]]  # model -> [(kimg, FID)] over checkpoints
-    img_per_sec: dict[str, float | None]        # model -> median training img/s
-    devices: dict[str, str | None] = field(default_factory=dict)
-    missing_reason: str | None = None           # why FID could not be used at all
+    kimg: int                                               # the last checkpoint
+    suffix: str                                             # sample count of the FID used ("10k")
+    final: dict[str, dict[int, float]]                      # model -> seed -> FID at the last checkpoint
+    curves: dict[str, dict[int, list[tuple[int, float]]]]   # model -> seed -> [(kimg, FID)]
+    throughput: dict[str, Any] | None = None                # results/throughput/{dataset}.json
+    missing_reason: str | None = None                       # why FID could not be used at all
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.2f}"
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _seeds_text(d: st.Difference) -> str:
+    if d.seeds_needed is None:
+        return "the seeds needed cannot be estimated (no spread measured, or no difference)"
+    if d.seeds_needed > st.MAX_SEEDS:
+        return f"more than {st.MAX_SEEDS} seeds per model would be needed to detect a difference this small"
+    return (f"about {d.seeds_needed} seeds per model would detect a difference of this size with "
+            f"{st.POWER:.0%} power")
+
+
+def _numbers(d: st.Difference, better: str, worse: str, values: dict[str, dict[int, float]]) -> dict[str, Any]:
+    return {"per_seed": values, "n": {better: d.better.n, worse: d.worse.n},
+            "mean": {better: d.better.mean, worse: d.worse.mean}, "sd": {better: d.better.sd, worse: d.worse.sd},
+            "difference": d.estimate, "interval": [d.low, d.high], "level": st.LEVEL, "df": d.df,
+            "p_improvement": d.p_improvement, "seeds_needed": d.seeds_needed}
+
+
+def decide(d: st.Difference, said: str, better: str, worse: str, quantity: str) -> tuple[str, str]:
+    """The verdict and its reason for one Difference (the rules of the module docstring)."""
+    n = min(d.better.n, d.worse.n)
+    if n < 2:
+        one = [model_label(m) for m, s in ((better, d.better), (worse, d.worse)) if s.n < 2]
+        return INCONCLUSIVE, (f"{said}; one training run of {' and '.join(one)}: a verdict needs at least two "
+                              "training seeds per model (config key seeds)")
+    said += (f"; {quantity} of {model_label(worse)} minus {model_label(better)}: {_fmt(d.estimate)}, "
+             f"{st.LEVEL:.0%} interval [{_fmt(d.low)}, {_fmt(d.high)}] (Welch t, {_fmt(d.df, 1)} df); "
+             f"P({model_label(better)} better) = {d.p_improvement:.2f} over pairs of runs")
+    verdict = st.verdict(d)
+    if verdict == SUPPORTED:
+        return verdict, said + "; the interval excludes 0 in the claimed direction"
+    if verdict == NOT_SUPPORTED:
+        return verdict, said + "; the interval excludes 0 against the claim"
+    return verdict, said + f"; the interval contains 0: {_seeds_text(d)}"
+
+
+def _summary_text(model: str, values: dict[int, float]) -> str:
+    s = st.summarize(list(values.values()))
+    spread = f" ± {_fmt(s.sd)}" if s.sd is not None else ""
+    return f"{model_label(model)} {_fmt(s.mean)}{spread} (n = {s.n})"
 
 
 def compare(better: str, worse: str, data: Inputs) -> tuple[str, str, dict[str, Any]]:
-    """Verdict on 'better has a lower FID than worse' at the last checkpoint."""
+    """Verdict on 'better has a lower FID than worse' at the last checkpoint, across seeds."""
     a, b = data.final[better], data.final[worse]
-    diff = b.value - a.value
-    numbers = {f"fid_{better}": a.value, f"fid_{worse}": b.value, f"std_{better}": a.std,
-               f"std_{worse}": b.std, "difference": diff, "kimg": data.kimg}
-    said = (f"FID{data.suffix} at {data.kimg} kimg: {model_label(better)} {_fmt(a.value)}, "
-            f"{model_label(worse)} {_fmt(b.value)} (difference {_fmt(diff)})")
-    if a.std is None or b.std is None:
-        one = [model_label(m) for m, f in ((better, a), (worse, b)) if f.std is None]
-        return INCONCLUSIVE, (f"{said}; no noise estimate for {' and '.join(one)} (measured with one seed; "
-                              "set metrics.repeats to 2 or more)"), numbers
-    band = NOISE_FACTOR * max(a.std, b.std)
-    numbers["band"] = band
-    said += f"; noise band 2 x max std = {_fmt(band)}"
-    if diff > band:
-        return SUPPORTED, said + ", exceeded", numbers
-    if diff < -band:
-        return NOT_SUPPORTED, said + f", exceeded in favour of {model_label(worse)}", numbers
-    return INCONCLUSIVE, said + ", not exceeded: the difference is within the measured noise", numbers
+    d = st.difference(list(a.values()), list(b.values()))
+    said = (f"FID{data.suffix} at {data.kimg} kimg, mean ± sd over training seeds: {_summary_text(better, a)}, "
+            f"{_summary_text(worse, b)}")
+    verdict, reason = decide(d, said, better, worse, "FID")
+    return verdict, reason, {**_numbers(d, better, worse, {better: a, worse: b}), "kimg": data.kimg}
 
 
 def reach(curve: list[tuple[int, float]], level: float) -> float | None:
@@ -98,46 +125,63 @@ def reach(curve: list[tuple[int, float]], level: float) -> float | None:
     return None
 
 
-def _kimg_text(k: float | None) -> str:
-    return "not reached" if k is None else f"{k:.1f} kimg"
-
-
 def faster(model: str, data: Inputs) -> tuple[str, str, dict[str, Any]]:
-    """Verdict on 'model reaches StyleGAN2's final FID in fewer kimg than StyleGAN2'."""
-    target = data.final[BASE].value
-    k_base, k_model = reach(data.curves[BASE], target), reach(data.curves[model], target)
-    numbers = {"target_fid": target, f"kimg_{BASE}": k_base, f"kimg_{model}": k_model}
-    said = (f"StyleGAN2's FID{data.suffix} at {data.kimg} kimg is {_fmt(target)}; StyleGAN2 first reaches it "
-            f"at {_kimg_text(k_base)}, {model_label(model)} at {_kimg_text(k_model)}")
-    if k_model is not None and k_base:
-        numbers["speedup"] = k_base / k_model if k_model > 0 else None
-    stds = [data.final[m].std for m in (BASE, model)]
-    if None in stds:
-        return INCONCLUSIVE, said + "; no noise estimate to judge the difference by (set metrics.repeats to 2 or more)", numbers
-    band = NOISE_FACTOR * max(stds)
-    early, late = reach(data.curves[model], target - band), reach(data.curves[model], target + band)
-    numbers.update(band=band, kimg_clearly_below=early, kimg_within_noise=late)
-    said += f"; with the noise band {_fmt(band)}: clearly below at {_kimg_text(early)}, within noise at {_kimg_text(late)}"
-    if early is not None and k_base is not None and early < k_base:
-        return SUPPORTED, said, numbers
-    if late is None or (k_base is not None and late >= k_base):
-        return NOT_SUPPORTED, said, numbers
-    return INCONCLUSIVE, said + " (earlier only within the noise)", numbers
+    """Verdict on 'model reaches StyleGAN2's final FID in fewer kimg than StyleGAN2', from
+    the kimg each run needs to reach the target.
+
+    The target is the worst final FID among StyleGAN2's runs, so that every StyleGAN2 run
+    reaches it within the run. A run of `model` that never reaches it counts as reaching it
+    at the last checkpoint: a lower bound of its true kimg, so such a run can never make the
+    claim look supported (a supported verdict then needs every run of `model` to reach it).
+    """
+    target = max(data.final[BASE].values())
+    kimgs: dict[str, dict[int, float]] = {BASE: {}, model: {}}
+    censored = {BASE: [], model: []}
+    for m in (BASE, model):
+        for seed, curve in data.curves[m].items():
+            k = reach(curve, target)
+            if k is None:
+                censored[m].append(seed)
+                k = float(data.kimg)
+            kimgs[m][seed] = k
+    d = st.difference(list(kimgs[model].values()), list(kimgs[BASE].values()))
+    said = (f"target: FID{data.suffix} {_fmt(target)}, the worst of StyleGAN2's runs at {data.kimg} kimg; kimg "
+            f"to reach it, mean ± sd over training seeds: {_summary_text(model, kimgs[model])}, "
+            f"{_summary_text(BASE, kimgs[BASE])}")
+    if censored[model]:
+        said += (f" ({len(censored[model])} run(s) of {model_label(model)} never reached it and count as "
+                 f"{data.kimg} kimg)")
+    verdict, reason = decide(d, said, model, BASE, "kimg")
+    if verdict == SUPPORTED and censored[model]:
+        verdict, reason = INCONCLUSIVE, reason + ", but not every run reached the target"
+    numbers = {**_numbers(d, model, BASE, kimgs), "target_fid": target, "never_reached": censored}
+    return verdict, reason, numbers
 
 
 def attention_cost(model: str, data: Inputs) -> tuple[str, str, dict[str, Any]]:
-    base, mine = data.img_per_sec.get(BASE), data.img_per_sec.get(model)
-    numbers = {f"img_per_sec_{BASE}": base, f"img_per_sec_{model}": mine, "threshold": AFFORDABLE_RATIO}
-    if not base or not mine:
-        return INCONCLUSIVE, "no training throughput was recorded (stats.jsonl is missing or has no ticks)", numbers
-    ratio = mine / base
-    numbers["ratio"] = ratio
-    said = (f"median training throughput {model_label(model)} {mine:.2f} img/s, StyleGAN2 {base:.2f} img/s "
-            f"(ratio {ratio:.2f}; the claim holds here at a ratio of {AFFORDABLE_RATIO:.2f} or more)")
-    devices = {data.devices.get(BASE), data.devices.get(model)}
-    if len(devices) > 1:
-        return INCONCLUSIVE, said + f"; the two runs used different devices ({', '.join(map(str, devices))})", numbers
-    return (SUPPORTED if ratio >= AFFORDABLE_RATIO else NOT_SUPPORTED), said, numbers
+    """Verdict on 'model keeps at least AFFORDABLE_RATIO of StyleGAN2's training throughput',
+    from the interleaved benchmark: one ratio per round, a t interval on their logarithms."""
+    bench = data.throughput
+    numbers: dict[str, Any] = {"threshold": AFFORDABLE_RATIO}
+    if not bench or BASE not in bench["models"] or model not in bench["models"]:
+        return INCONCLUSIVE, "the throughput benchmark (results/throughput/) has no measurement of both models", numbers
+    base, mine = bench["models"][BASE]["seconds"], bench["models"][model]["seconds"]
+    ratios = [b / m for b, m in zip(base, mine)]            # model's img/s relative to StyleGAN2's, per round
+    ratio, low, high = st.log_ratio_interval(ratios)
+    numbers.update(device=bench.get("device"), rounds=len(ratios), ratios=ratios, ratio=ratio, interval=[low, high],
+                   level=st.LEVEL, **{f"img_per_sec_{m}": bench["models"][m]["img_per_sec"] for m in (BASE, model)})
+    said = (f"training steps timed alone and interleaved on {bench.get('device', 'one device')}, "
+            f"{len(ratios)} rounds: {model_label(model)} {bench['models'][model]['img_per_sec']:.1f} img/s, "
+            f"StyleGAN2 {bench['models'][BASE]['img_per_sec']:.1f} img/s; ratio {ratio:.2f}, {st.LEVEL:.0%} "
+            f"interval [{_fmt(low)}, {_fmt(high)}] (the claim holds here at a ratio of {AFFORDABLE_RATIO:.2f} "
+            "or more)")
+    if low is None:
+        return INCONCLUSIVE, said + "; one round gives no interval", numbers
+    if low >= AFFORDABLE_RATIO:
+        return SUPPORTED, said, numbers
+    if high < AFFORDABLE_RATIO:
+        return NOT_SUPPORTED, said, numbers
+    return INCONCLUSIVE, said + "; the interval contains the threshold", numbers
 
 
 STATEMENTS = {
@@ -155,27 +199,27 @@ def check(data: Inputs, models: list[str]) -> list[Claim]:
             ("duplex-vs-simplex", STATEMENTS["duplex-vs-simplex"], (DUPLEX, SIMPLEX),
              lambda: compare(DUPLEX, SIMPLEX, data), True)]
     for m in ganformers or [DUPLEX]:
-        label = model_label(m)
-        plan.append((f"faster-{m}", STATEMENTS["faster"].format(label=label), (m, BASE),
+        plan.append((f"faster-{m}", STATEMENTS["faster"].format(label=model_label(m)), (m, BASE),
                      lambda m=m: faster(m, data), True))
     for m in ganformers or [DUPLEX]:
-        label = model_label(m)
-        plan.append((f"attention-cost-{m}", STATEMENTS["attention-cost"].format(label=label), (m, BASE),
+        plan.append((f"attention-cost-{m}", STATEMENTS["attention-cost"].format(label=model_label(m)), (m, BASE),
                      lambda m=m: attention_cost(m, data), False))
     claims = []
-    for cid, statement, needed, decide, needs_fid in plan:
+    for cid, statement, needed, decide_, needs_fid in plan:
         absent = [model_label(m) for m in needed if m not in models]
         if absent:
             verdict, reason, numbers = NOT_TESTED, f"{' and '.join(absent)} not in the config's models", {}
         elif needs_fid and data.missing_reason:
             verdict, reason, numbers = NOT_TESTED, data.missing_reason, {}
         else:
-            verdict, reason, numbers = decide()
+            verdict, reason, numbers = decide_()
         claims.append(Claim(cid, data.dataset, statement, verdict, reason, numbers))
     return claims
 
 
-def _final(m: Measurement, suffix: str) -> FinalFID | str:
+def final_fid(m: Measurement, suffix: str) -> float | str:
+    """FID at a run's last checkpoint: the mean over the sampling seeds when measured under
+    several (metrics.repeats), else the one value; a string says why there is none."""
     value = m.get("FID", suffix)
     if value is None:
         return f"{m.path} has no fid{suffix} (is fid in metrics.names?)"
@@ -183,30 +227,29 @@ def _final(m: Measurement, suffix: str) -> FinalFID | str:
         return f"fid{suffix} was not measured: {value.reason}"
     entry = m.noise.get(("FID", suffix))
     if entry and entry.get("values") and len(entry["values"]) > 1:
-        return FinalFID(float(entry["mean"]), float(entry["std"]), len(entry["values"]))
-    return FinalFID(value, None, 1)
+        return float(entry["mean"])
+    return value
 
 
 def inputs_from_results(results: Results, dataset: str) -> Inputs:
     """Build the claims' inputs for one dataset from the files of a run."""
     suffix = count_suffix(int(results.cfg["metrics"]["num_gen"]))
     last = results.kimgs[-1]
-    data = Inputs(dataset, last, suffix, {}, {}, {})
+    data = Inputs(dataset, last, suffix, {}, {}, results.throughput(dataset))
     for model in results.models:
-        data.img_per_sec[model] = median([t.get("img_per_sec") for t in results.stats(dataset, model)])
-        options = results.options(dataset, model) or {}
-        data.devices[model] = (options.get("resolved") or {}).get("device")
-        final = _final(results.last(dataset, model), suffix)
-        if isinstance(final, str):
-            data.missing_reason = data.missing_reason or final
-            continue
-        data.final[model] = final
-        curve = []
-        for kimg in results.kimgs[:-1]:
-            v = results.measurement(dataset, model, kimg).get("FID", suffix)
-            if isinstance(v, float):
-                curve.append((kimg, v))
-        data.curves[model] = curve + [(last, final.value)]
+        data.final[model], data.curves[model] = {}, {}
+        for seed in results.seeds:
+            final = final_fid(results.last(dataset, model, seed), suffix)
+            if isinstance(final, str):
+                data.missing_reason = data.missing_reason or final
+                continue
+            data.final[model][seed] = final
+            curve = []
+            for kimg in results.kimgs[:-1]:
+                v = results.measurement(dataset, model, seed, kimg).get("FID", suffix)
+                if isinstance(v, float):
+                    curve.append((kimg, v))
+            data.curves[model][seed] = curve + [(last, final)]
     return data
 
 
@@ -219,6 +262,4 @@ def check_results(results: Results) -> list[Claim]:
 
 def write_claims(claims: list[Claim], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps([dataclasses.asdict(c) for c in claims], indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps([dataclasses.asdict(c) for c in claims], indent=2) + "\n")

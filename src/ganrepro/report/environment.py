@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ganrepro import machine
-from ganrepro.report.inputs import ReportError, Results, median, model_label
+from ganrepro.report.inputs import Results, median, model_label
 
 DASH = "–"
 
@@ -47,9 +47,9 @@ def run_hparams(results: Results) -> tuple[str, dict[str, Any], list[str]]:
     table: a GANformer model's (duplex first) when one is configured, else the first model's."""
     preferred = [m for m in ("ganformer-duplex", "ganformer-simplex") if m in results.models] or results.models
     model = preferred[0]
-    devices = sorted({d for ds in results.datasets for m in results.models
-                      if (d := run_device(results.options(ds, m)))})
-    options = results.options(results.datasets[0], model)
+    devices = sorted({d for ds in results.datasets for m in results.models for s in results.seeds
+                      if (d := run_device(results.options(ds, m, s)))})
+    options = results.options(results.datasets[0], model, results.seeds[0])
     if options and isinstance(options.get("hparams"), dict):
         return model, options["hparams"], devices
     from ganrepro import models   # imports torch: only when no run recorded its options
@@ -59,13 +59,9 @@ def run_hparams(results: Results) -> tuple[str, dict[str, Any], list[str]]:
     return model, {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, devices
 
 
-def generator_parameters(path: Path) -> int:
-    if not path.exists():
-        raise ReportError(f"{path} does not exist; the train rule (ganrepro train) writes it")
-    from ganrepro import models
-
-    G, _ = models.load_snapshot(path)
-    return models.count_parameters(G)
+def generator_parameters(options: dict[str, Any] | None) -> int | None:
+    """G's parameter count as the training run recorded it (the report loads no snapshot)."""
+    return ((options or {}).get("resolved") or {}).get("parameters", {}).get("G")
 
 
 def hms(seconds: float | None) -> str:
@@ -80,49 +76,51 @@ def compute_table(results: Results):
     from ganrepro.report.tables import Table, show
 
     rows, shown = [], []
-    for d in results.datasets:
-        for model in results.models:
-            ticks = results.stats(d, model)
-            train = results.benchmark(results.train_benchmark_path(d, model))
-            evals = [results.benchmark(results.evaluate_benchmark_path(d, model, k)) for k in results.kimgs]
-            eval_s = sum(b["s"] for b in evals if b and "s" in b) if any(evals) else None
-            peaks = [t["peak_mem_mb"] for t in ticks if t.get("peak_mem_mb") is not None]
-            row = {"Dataset": d, "Model": model_label(model), "Device": run_device(results.options(d, model)),
-                   "Train s": train.get("s") if train else None, "Evaluate s": eval_s,
-                   "sec/kimg": median([t.get("sec_per_kimg") for t in ticks]),
-                   "img/s": median([t.get("img_per_sec") for t in ticks]),
-                   "Peak memory MB": max(peaks) if peaks else None,
-                   "Train max RSS MB": train.get("max_rss") if train else None,
-                   "G parameters": generator_parameters(results.snapshot_path(d, model, results.kimgs[-1]))}
-            rows.append(row)
-            shown.append({"Dataset": d, "Model": row["Model"], "Device": row["Device"] or DASH,
-                          "Train": hms(row["Train s"]), "Evaluate": hms(row["Evaluate s"]),
-                          "sec/kimg": show(row["sec/kimg"], 1), "img/s": show(row["img/s"], 2),
-                          "Peak memory (MB)": show(row["Peak memory MB"], 0),
-                          "G params (M)": f"{row['G parameters'] / 1e6:.2f}"})
+    for d, model, seed in ((d, m, s) for d in results.datasets for m in results.models for s in results.seeds):
+        ticks = results.stats(d, model, seed)
+        options = results.options(d, model, seed)
+        train = results.benchmark(results.train_benchmark_path(d, model, seed))
+        evals = [results.benchmark(results.evaluate_benchmark_path(d, model, seed, k)) for k in results.kimgs]
+        eval_s = sum(b["s"] for b in evals if b and "s" in b) if any(evals) else None
+        peaks = [t["peak_mem_mb"] for t in ticks if t.get("peak_mem_mb") is not None]
+        params = generator_parameters(options)
+        row = {"Dataset": d, "Model": model_label(model), "Seed": seed, "Device": run_device(options),
+               "Train s": train.get("s") if train else None, "Evaluate s": eval_s,
+               "sec/kimg": median([t.get("sec_per_kimg") for t in ticks]),
+               "img/s": median([t.get("img_per_sec") for t in ticks]),
+               "Peak memory MB": max(peaks) if peaks else None,
+               "Train max RSS MB": train.get("max_rss") if train else None,
+               "G parameters": params}
+        rows.append(row)
+        shown.append({"Dataset": d, "Model": row["Model"], "Seed": str(seed), "Device": row["Device"] or DASH,
+                      "Train": hms(row["Train s"]), "Evaluate": hms(row["Evaluate s"]),
+                      "sec/kimg": show(row["sec/kimg"], 1), "img/s": show(row["img/s"], 2),
+                      "Peak memory (MB)": show(row["Peak memory MB"], 0),
+                      "G params (M)": DASH if params is None else f"{params / 1e6:.2f}"})
     notes = Notes()
-    notes.line("Train and Evaluate: wall time (h:mm:ss) from Snakemake's benchmark files, Evaluate summed "
-               "over checkpoints; sec/kimg and img/s: median over the training ticks of stats.jsonl; peak "
+    notes.line("one row per training run; Train and Evaluate: wall time (h:mm:ss) from Snakemake's benchmark "
+               "files, Evaluate summed over checkpoints; sec/kimg and img/s: median over the training ticks of "
+               "stats.jsonl (the training jobs share the machine, so these speeds are not the attention-cost "
+               "measurement: see the throughput table); G params: recorded by the training run; peak "
                "memory: the largest of the ticks (GPU memory allocated on a GPU, the process's peak RSS on a CPU)")
     notes.line(f"{DASH}: no benchmark file or stats.jsonl (the run was not made by Snakemake, or has no ticks)")
     return Table("compute", "Computational requirements of this run", pd.DataFrame(rows), pd.DataFrame(shown),
-                 notes, "lll" + "r" * 6)
+                 notes, "llrl" + "r" * 6)
 
 
 def environment(results: Results) -> dict[str, Any]:
     """Software versions, devices and measurement settings, for the table and the text."""
     versions: dict[str, str] = {}
     train_devices, eval_devices, hosts, commits = set(), set(), set(), set()
-    for d in results.datasets:
-        for model in results.models:
-            opts = results.options(d, model) or {}
-            versions.update({k: str(v) for k, v in (opts.get("versions") or {}).items()})
-            if (dev := run_device(opts)):
-                train_devices.add(dev)
-            if opts.get("host"):
-                hosts.add(opts["host"])
-            if opts.get("git_commit"):
-                commits.add(opts["git_commit"])
+    for d, model, seed in ((d, m, s) for d in results.datasets for m in results.models for s in results.seeds):
+        opts = results.options(d, model, seed) or {}
+        versions.update({k: str(v) for k, v in (opts.get("versions") or {}).items()})
+        if (dev := run_device(opts)):
+            train_devices.add(dev)
+        if opts.get("host"):
+            hosts.add(opts["host"])
+        if opts.get("git_commit"):
+            commits.add(opts["git_commit"])
     extractor, modes = {}, set()
     for m in results.measurements():
         versions.update({k: str(v) for k, v in (m.raw.get("versions") or {}).items()})
@@ -158,6 +156,7 @@ def environment_table(results: Results):
              ("extractor sha256", (ext.get("sha256") or "unknown")[:16]),
              ("FID mode", ", ".join(env["fid_modes"])), ("real images", str(env["num_real"])),
              ("generated images", f"{env['num_gen']} per checkpoint, {env['final_num_gen'] or env['num_gen']} "
-                                  f"at the last"), ("seeds at the last checkpoint", str(env["repeats"]))]
+                                  f"at the last"), ("training seeds", ", ".join(map(str, results.seeds))),
+             ("sampling seeds at the last checkpoint", str(env["repeats"]))]
     frame = pd.DataFrame(rows, columns=["Item", "Value"])
     return Table("environment", "Software and hardware of this run", frame, frame, Notes(), "ll")

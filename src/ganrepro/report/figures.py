@@ -1,7 +1,8 @@
 """The report's figures: vector PDF for LaTeX and PNG for a quick look.
 
-    fid_{dataset}          FID vs kimg, every model on one plot (error bar: std over seeds)
-    losses_{dataset}       G and D losses vs kimg from stats.jsonl
+    fid_{dataset}          FID vs kimg, every model on one plot: a thin line per training seed,
+                           the mean over seeds with a band of ± one sd
+    losses_{dataset}       G and D losses vs kimg from stats.jsonl, every training run
     samples_{dataset}_{m}  the fixed-latent grid across checkpoints, one row per kimg
     attention_{dataset}_{m}  GANformer: where latents attend, at the last checkpoint
 
@@ -47,21 +48,31 @@ def _save(fig, out: Path, stem: str, dpi: int = 150) -> list[Path]:
 
 
 def fid_figure(results: Results, dataset: str, out: Path) -> list[Path]:
+    """FID over training: one thin line per training seed, the mean over seeds bold with a
+    band of ± one standard deviation over seeds at each checkpoint."""
     suffix = count_suffix(int(results.cfg["metrics"]["num_gen"]))
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     plotted = 0
     for model in results.models:
-        points = [(k, results.measurement(dataset, model, k)) for k in results.kimgs]
-        xs = [k for k, m in points if isinstance(m.get("FID", suffix), float)]
-        ys = [m.get("FID", suffix) for _, m in points if isinstance(m.get("FID", suffix), float)]
-        if not xs:
-            continue
         color, marker = STYLE.get(model, (None, "o"))
-        ax.plot(xs, ys, marker=marker, color=color, label=model_label(model), linewidth=1.2, markersize=4)
-        last = results.last(dataset, model)
-        std = last.std("FID", suffix)
-        if std is not None and xs[-1] == last.kimg:
-            ax.errorbar([xs[-1]], [ys[-1]], yerr=[2 * std], color=color, capsize=3, linewidth=1)
+        per_kimg: dict[int, list[float]] = {}
+        for seed in results.seeds:
+            points = [(k, results.measurement(dataset, model, seed, k).get("FID", suffix)) for k in results.kimgs]
+            points = [(k, v) for k, v in points if isinstance(v, float)]
+            if points:
+                ax.plot(*zip(*points), color=color, linewidth=0.6, alpha=0.45)
+            for k, v in points:
+                per_kimg.setdefault(k, []).append(v)
+        if not per_kimg:
+            continue
+        xs = sorted(per_kimg)
+        means = np.array([np.mean(per_kimg[k]) for k in xs])
+        sds = np.array([np.std(per_kimg[k], ddof=1) if len(per_kimg[k]) > 1 else 0.0 for k in xs])
+        n = min(len(v) for v in per_kimg.values())
+        ax.plot(xs, means, marker=marker, color=color, linewidth=1.6, markersize=4,
+                label=f"{model_label(model)} (mean of {n})")
+        if n > 1:
+            ax.fill_between(xs, means - sds, means + sds, color=color, alpha=0.15, linewidth=0)
         plotted += 1
     ax.set_xlabel("kimg (thousands of real images shown to D)")
     ax.set_ylabel(f"FID{suffix} (lower is better)")
@@ -77,12 +88,14 @@ def fid_figure(results: Results, dataset: str, out: Path) -> list[Path]:
 def losses_figure(results: Results, dataset: str, out: Path) -> list[Path]:
     fig, axes = plt.subplots(1, 2, figsize=(7.2, 2.8), sharex=True)
     for model in results.models:
-        ticks = results.stats(dataset, model)
         color, _ = STYLE.get(model, (None, "o"))
-        for ax, key in zip(axes, ("loss_G", "loss_D")):
-            pts = [(t["kimg"], t[key]) for t in ticks if t.get(key) is not None]
-            if pts:
-                ax.plot(*zip(*pts), color=color, label=model_label(model), linewidth=1.2)
+        for i, seed in enumerate(results.seeds):
+            ticks = results.stats(dataset, model, seed)
+            for ax, key in zip(axes, ("loss_G", "loss_D")):
+                pts = [(t["kimg"], t[key]) for t in ticks if t.get(key) is not None]
+                if pts:
+                    ax.plot(*zip(*pts), color=color, label=model_label(model) if i == 0 else None,
+                            linewidth=0.8, alpha=0.7)
     for ax, title in zip(axes, ("generator loss", "discriminator loss")):
         ax.set_title(title)
         ax.set_xlabel("kimg")
@@ -107,7 +120,8 @@ def grid_strip(path: Path, grid: int, columns: int) -> np.ndarray:
 
 def samples_figure(results: Results, dataset: str, model: str, out: Path, columns: int = 8) -> list[Path]:
     grid = int(results.cfg["train"]["grid"])
-    run = results.run_dir(dataset, model)
+    seed = results.seeds[0]                  # the grids of the first training seed's run
+    run = results.run_dir(dataset, model, seed)
     strips = [grid_strip(run / f"grid-{k:06d}.png", grid, columns) for k in results.kimgs]
     stacked = np.concatenate(strips, axis=0)
     png = out / f"samples_{dataset}_{model}.png"
@@ -121,7 +135,8 @@ def samples_figure(results: Results, dataset: str, model: str, out: Path, column
     ax.set_xticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    ax.set_title(f"{model_label(model)} on {dataset}: the same latents at each checkpoint", fontsize=9)
+    ax.set_title(f"{model_label(model)} on {dataset}, training seed {seed}: the same latents at each checkpoint",
+                 fontsize=9)
     pdf = _save_pdf_only(fig, out, f"samples_{dataset}_{model}")
     return [pdf, png]
 
@@ -137,12 +152,13 @@ def _save_pdf_only(fig, out: Path, stem: str) -> Path:
 
 def attention_figure(results: Results, dataset: str, model: str, out: Path) -> list[Path]:
     kimg = results.kimgs[-1]
-    src = results.run_dir(dataset, model) / f"attention-{kimg:06d}.png"
+    seed = results.seeds[0]
+    src = results.run_dir(dataset, model, seed) / f"attention-{kimg:06d}.png"
     fig, ax = plt.subplots(figsize=(5.0, 5.0))
     ax.axis("off")
     if src.exists():
         ax.imshow(np.asarray(Image.open(src).convert("RGB")), interpolation="nearest")
-        ax.set_title(f"{model_label(model)} on {dataset}, {kimg} kimg: image, then four latents' attention",
+        ax.set_title(f"{model_label(model)} on {dataset}, seed {seed}, {kimg} kimg: image, then four latents' attention",
                      fontsize=8)
     else:
         log.warning("%s does not exist: the attention figure says so", src)

@@ -59,9 +59,10 @@ Value = float | Unavailable
 
 @dataclass
 class Measurement:
-    """One metrics JSON: results/metrics/{dataset}/{model}/kimg{kimg:06d}.json."""
+    """One metrics JSON: results/metrics/{dataset}/{model}/seed{seed}/kimg{kimg:06d}.json."""
     dataset: str
     model: str
+    seed: int                    # the training seed of the run the snapshot comes from
     kimg: int
     path: Path
     raw: dict[str, Any]
@@ -85,13 +86,13 @@ def _number(value: Any, where: str) -> float:
     return float(value)
 
 
-def parse_measurement(raw: Any, path: Path, dataset: str, model: str, kimg: int) -> Measurement:
+def parse_measurement(raw: Any, path: Path, dataset: str, model: str, seed: int, kimg: int) -> Measurement:
     """Check the shape of a metrics JSON and flatten its values by (quantity, count)."""
     if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
         raise ReportError(f"{path} has no 'metrics' mapping; run the evaluate rule again")
     if raw.get("kimg") is not None and int(raw["kimg"]) != kimg:
         raise ReportError(f"{path} says kimg {raw['kimg']} but its name says {kimg}; run the evaluate rule again")
-    m = Measurement(dataset, model, kimg, path, raw)
+    m = Measurement(dataset, model, seed, kimg, path, raw)
     for key, value in raw["metrics"].items():
         match = _METRIC_KEY.match(key)
         if not match:
@@ -131,44 +132,49 @@ class Results:
         self.root = Path(root)
         self.datasets: list[str] = list(cfg["datasets"])
         self.models: list[str] = list(cfg["models"])
+        self.seeds: list[int] = [int(s) for s in cfg["seeds"]]
         self.kimgs: list[int] = [int(k) for k in cfg["kimg"]]
-        self._measurements: dict[tuple[str, str, int], Measurement] = {}
+        self._measurements: dict[tuple[str, str, int, int], Measurement] = {}
 
     # -- paths ---------------------------------------------------------------------
-    def metrics_path(self, dataset: str, model: str, kimg: int) -> Path:
-        return self.root / "metrics" / dataset / model / f"kimg{kimg:06d}.json"
+    def metrics_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
+        return self.root / "metrics" / dataset / model / f"seed{seed}" / f"kimg{kimg:06d}.json"
 
-    def run_dir(self, dataset: str, model: str) -> Path:
-        return self.root / "runs" / dataset / model
+    def run_dir(self, dataset: str, model: str, seed: int) -> Path:
+        return self.root / "runs" / dataset / model / f"seed{seed}"
 
-    def snapshot_path(self, dataset: str, model: str, kimg: int) -> Path:
-        return self.run_dir(dataset, model) / f"snapshot-{kimg:06d}.pt"
+    def snapshot_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
+        return self.run_dir(dataset, model, seed) / f"snapshot-{kimg:06d}.pt"
 
-    def train_benchmark_path(self, dataset: str, model: str) -> Path:
-        return self.root / "benchmarks" / "train" / dataset / f"{model}.tsv"
+    def train_benchmark_path(self, dataset: str, model: str, seed: int) -> Path:
+        return self.root / "benchmarks" / "train" / dataset / model / f"seed{seed}.tsv"
 
-    def evaluate_benchmark_path(self, dataset: str, model: str, kimg: int) -> Path:
-        return self.root / "benchmarks" / "evaluate" / dataset / model / f"kimg{kimg:06d}.tsv"
+    def evaluate_benchmark_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
+        return self.root / "benchmarks" / "evaluate" / dataset / model / f"seed{seed}" / f"kimg{kimg:06d}.tsv"
+
+    def throughput_path(self, dataset: str) -> Path:
+        return self.root / "throughput" / f"{dataset}.json"
 
     # -- readers -------------------------------------------------------------------
-    def measurement(self, dataset: str, model: str, kimg: int) -> Measurement:
-        key = (dataset, model, kimg)
+    def measurement(self, dataset: str, model: str, seed: int, kimg: int) -> Measurement:
+        key = (dataset, model, seed, kimg)
         if key not in self._measurements:
-            path = self.metrics_path(dataset, model, kimg)
+            path = self.metrics_path(dataset, model, seed, kimg)
             raw = read_json(path, f"the evaluate rule (ganrepro evaluate) writes it from "
-                                  f"{self.snapshot_path(dataset, model, kimg)}")
-            self._measurements[key] = parse_measurement(raw, path, dataset, model, kimg)
+                                  f"{self.snapshot_path(dataset, model, seed, kimg)}")
+            self._measurements[key] = parse_measurement(raw, path, dataset, model, seed, kimg)
         return self._measurements[key]
 
     def measurements(self) -> list[Measurement]:
-        return [self.measurement(d, m, k) for d in self.datasets for m in self.models for k in self.kimgs]
+        return [self.measurement(d, m, s, k) for d in self.datasets for m in self.models for s in self.seeds
+                for k in self.kimgs]
 
-    def last(self, dataset: str, model: str) -> Measurement:
-        return self.measurement(dataset, model, self.kimgs[-1])
+    def last(self, dataset: str, model: str, seed: int) -> Measurement:
+        return self.measurement(dataset, model, seed, self.kimgs[-1])
 
-    def stats(self, dataset: str, model: str) -> list[dict[str, Any]]:
+    def stats(self, dataset: str, model: str, seed: int) -> list[dict[str, Any]]:
         """The ticks of stats.jsonl (empty, with a warning, if the file is missing)."""
-        path = self.run_dir(dataset, model) / "stats.jsonl"
+        path = self.run_dir(dataset, model, seed) / "stats.jsonl"
         if not path.exists():
             log.warning("%s does not exist: the training columns will show '–'", path)
             return []
@@ -183,12 +189,23 @@ class Results:
                 ticks.append(record)
         return ticks
 
-    def options(self, dataset: str, model: str) -> dict[str, Any] | None:
-        path = self.run_dir(dataset, model) / "training_options.json"
+    def options(self, dataset: str, model: str, seed: int) -> dict[str, Any] | None:
+        path = self.run_dir(dataset, model, seed) / "training_options.json"
         if not path.exists():
             log.warning("%s does not exist: this run's settings come from the config", path)
             return None
         return read_json(path, "the train rule writes it")
+
+    def throughput(self, dataset: str) -> dict[str, Any] | None:
+        """The attention-cost benchmark of one dataset (None, with a warning, if missing)."""
+        path = self.throughput_path(dataset)
+        if not path.exists():
+            log.warning("%s does not exist: the attention-cost claim is not tested", path)
+            return None
+        raw = read_json(path, "the bench_throughput rule (ganrepro bench throughput) writes it")
+        if not isinstance(raw, dict) or not isinstance(raw.get("models"), dict):
+            raise ReportError(f"{path} has no 'models' mapping; run the bench_throughput rule again")
+        return raw
 
     def manifest(self, dataset: str) -> dict[str, Any]:
         path = self.root / "datasets" / dataset / "dataset.json"

@@ -86,7 +86,7 @@ def context(results: Results, published: dict[str, Any], tables_dir: Path, figur
     return {
         "datasets": [{"name": d, **results.manifest(d)} for d in results.datasets],
         "models": results.models, "kimgs": results.kimgs, "last_kimg": results.kimgs[-1],
-        "train": cfg["train"], "metrics": cfg["metrics"], "seed": cfg["seed"],
+        "train": cfg["train"], "metrics": cfg["metrics"], "seeds": results.seeds,
         "tables": tables, "figures": figures, "claims": claims, "verdicts": verdicts,
         "published": published, "env": environment(results),
         "first_paper_kimg": min(published["paper_claims"]["checkpoints_kimg"]),

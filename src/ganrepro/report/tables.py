@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ganrepro.files import atomic_write_text
 from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod
+from ganrepro.report import statistics as st
 from ganrepro.report.environment import compute_table, environment_table
-from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, model_label, suffix_count
+from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value, model_label, suffix_count
 from ganrepro.report.latex import Notes, fragment, plain
 
 log = logging.getLogger(__name__)
@@ -72,23 +73,55 @@ def _final_suffix(m: Measurement) -> str | None:
     return max(found, key=suffix_count) if found else None
 
 
+def last_value(m: Measurement, quantity: str, suffix: str) -> Value | None:
+    """A run's value at its last checkpoint: the mean over the sampling seeds where it was
+    measured under several (metrics.repeats), else the one measurement."""
+    value = m.get(quantity, suffix)
+    entry = m.noise.get((quantity, suffix))
+    if isinstance(value, float) and entry and len(entry.get("values") or []) > 1:
+        return float(entry["mean"])
+    return value
+
+
+def seed_values(results: Results, dataset: str, model: str, quantity: str, suffix: str) -> dict[int, Value | None]:
+    """training seed -> the run's value at the last checkpoint."""
+    return {s: last_value(results.last(dataset, model, s), quantity, suffix) for s in results.seeds}
+
+
+def across_seeds(values: dict[int, Value | None], quantity: str, notes: Notes) -> tuple[dict[str, Any], str]:
+    """(CSV fields, display text "mean ± sd (n)") of one quantity over the training runs."""
+    numbers = [v for v in values.values() if isinstance(v, float)]
+    missing = [v for v in values.values() if isinstance(v, Unavailable)]
+    if not numbers:
+        raw, text = cell(missing[0] if missing else None, quantity, notes)
+        return {"mean": raw, "sd": None, "n": 0}, text
+    s = st.summarize(numbers)
+    f = scale(quantity)
+    text = f"{s.mean * f:.2f}" + (f" ± {s.sd * f:.2f}" if s.sd is not None else "") + f" ({s.n})"
+    return {"mean": s.mean * f, "sd": s.sd * f if s.sd is not None else None, "n": s.n}, text
+
+
 def table1(results: Results, published: dict) -> Table:
-    """The paper's Table 1 regenerated: our last checkpoint beside the published values."""
+    """The paper's Table 1 regenerated: our last checkpoint (mean ± sd over training seeds,
+    with the number of runs) beside the published values."""
     notes, rows, shown = Notes(), [], []
     sources = published["sources"]
     means, repl = published["paper_means"], published["replication_fid"]
+    quantities = ("FID", "IS", "Precision", "Recall")
     for model in results.models:
         for dataset in results.datasets:
-            m = results.last(dataset, model)
+            m = results.last(dataset, model, results.seeds[0])
             suffix = _final_suffix(m)
             n = suffix_count(suffix) if suffix else None
-            what = f"this run: {dataset}, {m.kimg} kimg, {n:,} samples" if n else f"this run: {dataset}, {m.kimg} kimg"
+            what = f"this run: {dataset}, {m.kimg} kimg" + (f", {n:,} samples" if n else "")
             row = {"Model": model_label(model), "Result": what, "source": "this pipeline"}
             disp = dict(row)
-            for q in ("FID", "IS", "Precision", "Recall"):
-                value = m.get(q, suffix) if suffix else None
-                raw, text = cell(value, q, notes)
-                row[header(q)] = raw * scale(q) if isinstance(raw, float) else raw
+            for q in quantities:
+                if suffix is None:
+                    row[header(q)], disp[header(q)] = None, DASH
+                    continue
+                fields, text = across_seeds(seed_values(results, dataset, model, q, suffix), q, notes)
+                row[header(q)], row[f"{header(q)} sd"], row[f"{header(q)} n"] = fields["mean"], fields["sd"], fields["n"]
                 disp[header(q)] = text
             rows.append(row)
             shown.append(disp)
@@ -102,7 +135,7 @@ def table1(results: Results, published: dict) -> Table:
                    header("Precision"): p["precision"], header("Recall"): p["recall"]}
             rows.append(row)
             shown.append({**row, "Result": row["Result"] + mark,
-                          **{header(q): show(row[header(q)]) for q in ("FID", "IS", "Precision", "Recall")}})
+                          **{header(q): show(row[header(q)]) for q in quantities}})
         if model in repl["models"]:
             mark = notes.mark(f"replication, FID only: {repl['note']}", sources[repl["source"]]["cite"])
             for key, label in repl["datasets"].items():
@@ -112,23 +145,27 @@ def table1(results: Results, published: dict) -> Table:
                 rows.append(row)
                 shown.append({**row, "Result": row["Result"] + mark, header("FID"): show(fid),
                               **{header(q): DASH for q in ("IS", "Precision", "Recall")}})
-    cols = ["Model", "Result"] + [header(q) for q in ("FID", "IS", "Precision", "Recall")]
+    cols = ["Model", "Result"] + [header(q) for q in quantities]
+    extra = [f"{header(q)} {x}" for q in quantities for x in ("sd", "n")]
+    notes.line("this run: mean ± standard deviation over the training seeds, with the number of runs in "
+               "brackets; each run's value is the mean over its sampling seeds where measured under several")
     notes.line(f"{DASH}: not reported by the source, or not in metrics.names")
     return Table("table1", "The paper's main comparison: our last checkpoint beside the published values "
                  "(FID and IS: lower and higher are better; precision and recall in percent)",
-                 pd.DataFrame(rows, columns=cols + ["source"]), pd.DataFrame(shown, columns=cols).fillna(DASH),
+                 pd.DataFrame(rows, columns=cols + extra + ["source"]), pd.DataFrame(shown, columns=cols).fillna(DASH),
                  notes, "ll" + "r" * 4)
 
 
 def metrics_table(results: Results) -> Table:
-    """Every metric at every checkpoint of every model (raw JSON values in the CSV)."""
+    """Every metric at every checkpoint of every training run (raw JSON values in the CSV)."""
     notes, rows, shown = Notes(), [], []
     measurements = results.measurements()
     keys = sorted({k for m in measurements for k in m.values},
                   key=lambda k: (suffix_count(k[1]), QUANTITIES.index(k[0])))
     for m in measurements:
-        row = {"Dataset": m.dataset, "Model": model_label(m.model), "kimg": m.kimg}
-        disp = {("", "Dataset"): m.dataset, ("", "Model"): row["Model"], ("", "kimg"): str(m.kimg)}
+        row = {"Dataset": m.dataset, "Model": model_label(m.model), "Seed": m.seed, "kimg": m.kimg}
+        disp = {("", "Dataset"): m.dataset, ("", "Model"): row["Model"], ("", "Seed"): str(m.seed),
+                ("", "kimg"): str(m.kimg)}
         for q, s in keys:
             raw, text = cell(m.get(q, s), q, notes)
             row[f"{q}{s}"] = raw
@@ -137,41 +174,58 @@ def metrics_table(results: Results) -> Table:
         shown.append(disp)
     display = pd.DataFrame(shown)
     display.columns = pd.MultiIndex.from_tuples(display.columns)
+    notes.line("Seed: the training seed of the run; values under the first sampling seed (metrics.seed)")
     notes.line(f"{DASH}: not measured at this checkpoint (the larger sample count is measured at the last one only)")
-    return Table("metrics", "Every metric at every checkpoint (KID x 1000; precision and recall in percent; "
-                 "the CSV holds the values exactly as the metrics files do)",
-                 pd.DataFrame(rows), display, notes, "llr" + "r" * len(keys))
+    return Table("metrics", "Every metric at every checkpoint of every training run (KID x 1000; precision and "
+                 "recall in percent; the CSV holds the values exactly as the metrics files do)",
+                 pd.DataFrame(rows), display, notes, "llrr" + "r" * len(keys))
 
 
 def noise_table(results: Results) -> Table:
-    """The spread of each metric over seeds at the last checkpoint (the claims' noise)."""
-    rows = []
+    """The two components of the noise at the last checkpoint, per model and metric: the
+    spread over training seeds (what the claims are decided against) and the spread over
+    sampling seeds of one trained network (pooled over the runs)."""
+    rows, shown = [], []
     for d in results.datasets:
         for model in results.models:
-            m = results.last(d, model)
-            for (q, s), entry in sorted(m.noise.items(), key=lambda kv: (suffix_count(kv[0][1]), QUANTITIES.index(kv[0][0]))):
-                values = [float(v) for v in entry.get("values", [])]
+            lasts = [results.last(d, model, s) for s in results.seeds]
+            keys = sorted({k for m in lasts for k in m.noise} | {k for m in lasts for k, v in m.values.items()
+                                                                 if k[0] == "FID" and isinstance(v, float)},
+                          key=lambda k: (suffix_count(k[1]), QUANTITIES.index(k[0])))
+            for q, s in keys:
+                per_seed = {m.seed: last_value(m, q, s) for m in lasts}
+                numbers = [v for v in per_seed.values() if isinstance(v, float)]
+                if not numbers:
+                    continue
+                train = st.summarize(numbers)
+                sampling, df = st.pooled_sd([[float(v) for v in (m.noise.get((q, s)) or {}).get("values", [])]
+                                             for m in lasts])
+                ratio = train.sd / sampling if train.sd is not None and sampling else None
+                f = scale(q)
                 rows.append({"Dataset": d, "Model": model_label(model), "Metric": f"{q}{s}",
-                             "Seeds": len(values), "Values": " ".join(repr(v) for v in values),
-                             "Mean": entry.get("mean"), "Std": entry.get("std")})
+                             "Training seeds": train.n, "Per seed": " ".join(repr(v) for v in numbers),
+                             "Training sd": train.sd, "Sampling sd": sampling, "Sampling df": df,
+                             "Ratio": ratio})
+                shown.append({"Dataset": d, "Model": model_label(model), "Metric": f"{q}{s}",
+                              "Runs": str(train.n), "Mean": show(train.mean * f),
+                              "Training sd": show(train.sd * f if train.sd is not None else None),
+                              "Sampling sd (df)": (f"{sampling * f:.2f} ({df})" if sampling is not None else DASH),
+                              "Ratio": show(ratio, 1)})
     notes = Notes()
-    seeds = results.cfg["metrics"]["repeats"]
-    notes.line(f"measured under {seeds} seed(s) at the last checkpoint (metrics.repeats); "
-               "a claim's FID difference counts only beyond 2 x the larger std")
-    data = pd.DataFrame(rows, columns=["Dataset", "Model", "Metric", "Seeds", "Values", "Mean", "Std"])
-    shown = []
-    for r in rows:
-        f = scale(r["Metric"].rstrip("0123456789k"))
-        shown.append({**r, "Seeds": str(r["Seeds"]),
-                      "Values": ", ".join(f"{float(v) * f:.2f}" for v in r["Values"].split()),
-                      "Mean": show(r["Mean"] * f if r["Mean"] is not None else None),
-                      "Std": show(r["Std"] * f if r["Std"] is not None else None)})
-    if not rows:
-        shown = [{c: DASH for c in data.columns}]
-        notes.line("no metric was measured under more than one seed, so there is no noise estimate")
-    return Table("noise", "Measurement noise at the last checkpoint: each metric under several seeds "
-                 "(KID x 1000; precision and recall in percent)",
-                 data, pd.DataFrame(shown, columns=data.columns), notes, "lllrlrr")
+    repeats = results.cfg["metrics"]["repeats"]
+    notes.line("Training sd: standard deviation of the runs' values over the training seeds (each run's value is "
+               f"the mean over its {repeats} sampling seed(s)); the claims are decided against it")
+    notes.line(f"Sampling sd: one trained network measured under {repeats} sampling seeds (metrics.repeats), pooled "
+               "over the runs, with its degrees of freedom; Ratio: training sd / sampling sd")
+    data = pd.DataFrame(rows, columns=["Dataset", "Model", "Metric", "Training seeds", "Per seed", "Training sd",
+                                       "Sampling sd", "Sampling df", "Ratio"])
+    columns = ["Dataset", "Model", "Metric", "Runs", "Mean", "Training sd", "Sampling sd (df)", "Ratio"]
+    if not shown:
+        shown = [{c: DASH for c in columns}]
+        notes.line("no metric was measured at the last checkpoint")
+    return Table("noise", "Noise at the last checkpoint: spread over training seeds against spread over sampling "
+                 "seeds (KID x 1000; precision and recall in percent)",
+                 data, pd.DataFrame(shown, columns=columns), notes, "lllrrrrr")
 
 
 def _lookup(spec: str, results: Results, hparams: dict[str, Any], devices: list[str]) -> Any:
@@ -267,27 +321,86 @@ def published_fid50k_table(published: dict) -> Table:
                  pd.DataFrame(shown), notes, "l" + "r" * len(block["datasets"]))
 
 
+def _interval_text(numbers: dict[str, Any]) -> str:
+    low, high = (numbers.get("interval") or [None, None])[:2]
+    if "difference" not in numbers:
+        return DASH
+    if low is None:
+        return f"{numbers['difference']:.2f}"
+    return f"{numbers['difference']:.2f} [{low:.2f}, {high:.2f}]"
+
+
 def claims_table(claims: list[claimsmod.Claim]) -> Table:
-    rows = [{"Dataset": c.dataset, "Claim": c.statement, "Verdict": c.verdict, "Reason": c.reason} for c in claims]
-    data = pd.DataFrame(rows, columns=["Dataset", "Claim", "Verdict", "Reason"])
+    rows, shown = [], []
+    for c in claims:
+        x = c.numbers
+        n = x.get("n") or {}
+        needed = x.get("seeds_needed")
+        rows.append({"Dataset": c.dataset, "Claim": c.statement, "Verdict": c.verdict,
+                     "Runs": "/".join(str(v) for v in n.values()) or x.get("rounds"),
+                     "Difference": x.get("difference", x.get("ratio")),
+                     "Low": (x.get("interval") or [None, None])[0], "High": (x.get("interval") or [None, None])[1],
+                     "P(improvement)": x.get("p_improvement"), "Seeds needed": needed, "Reason": c.reason})
+        if "ratio" in x:
+            low, high = x["interval"]
+            diff = f"ratio {x['ratio']:.2f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None else "")
+        else:
+            diff = _interval_text(x)
+        seeds = DASH if needed is None else (f"> {st.MAX_SEEDS}" if needed > st.MAX_SEEDS else str(needed))
+        shown.append({"Dataset": c.dataset, "Claim": c.statement, "Verdict": c.verdict,
+                      "n": "/".join(str(v) for v in n.values()) or (str(x["rounds"]) if "rounds" in x else DASH),
+                      "Difference [95% interval]": diff,
+                      "P(impr.)": show(x.get("p_improvement")), "Seeds needed": seeds})
+    data = pd.DataFrame(rows, columns=["Dataset", "Claim", "Verdict", "Runs", "Difference", "Low", "High",
+                                       "P(improvement)", "Seeds needed", "Reason"])
     notes = Notes()
+    notes.line("n: training runs of the two models compared (rounds of the throughput benchmark for the cost "
+               "claims); Difference: the claimed-worse model's mean minus the claimed-better one's (FID, or kimg "
+               "to reach the target), positive when the data lean the claimed way, with its 95% Welch interval")
+    notes.line("P(impr.): the share of pairs of runs in which the claimed-better model is better; Seeds needed: "
+               "seeds per model that would detect the observed difference with 80% power")
     notes.line("the reasons, with the numbers that decide each verdict, are in the discussion and in claims.json")
-    return Table("claims", "The paper's claims checked on our measurements", data,
-                 data[["Dataset", "Claim", "Verdict"]], notes, "lp{0.62\\linewidth}l", ("Claim",))
+    return Table("claims", "The paper's claims decided across training seeds", data,
+                 pd.DataFrame(shown), notes, "lp{0.34\\linewidth}llp{0.17\\linewidth}rr", ("Claim", "Difference [95% interval]"))
 
 
-# ---------------------------------------------------------------------------- writing
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def throughput_table(results: Results) -> Table:
+    """The attention-cost measurement: each model's training step timed interleaved."""
+    rows, shown, notes = [], [], Notes()
+    for d in results.datasets:
+        bench = results.throughput(d)
+        if not bench:
+            continue
+        base = bench["models"].get(claimsmod.BASE)
+        for model, m in bench["models"].items():
+            ratio = low = high = None
+            if base and model != claimsmod.BASE:
+                ratio, low, high = st.log_ratio_interval([b / x for b, x in zip(base["seconds"], m["seconds"])])
+            rows.append({"Dataset": d, "Model": model_label(model), "img/s": m["img_per_sec"],
+                         "Ratio": ratio, "Low": low, "High": high, "Rounds": len(m["seconds"]),
+                         "Batch": bench.get("batch"), "Device": bench.get("device")})
+            shown.append({"Dataset": d, "Model": model_label(model), "img/s": show(m["img_per_sec"], 1),
+                          "vs StyleGAN2 [95% interval]": DASH if ratio is None else
+                          f"{ratio:.2f}" + (f" [{low:.2f}, {high:.2f}]" if low is not None else ""),
+                          "Rounds": str(len(m["seconds"]))})
+        notes.line(f"{d}: {bench.get('device', 'device not recorded')}; batch {bench.get('batch')}, "
+                   f"{bench.get('steps_per_round')} steps per model per round")
+    columns = ["Dataset", "Model", "img/s", "vs StyleGAN2 [95% interval]", "Rounds"]
+    if not shown:
+        shown = [{c: DASH for c in columns}]
+        notes.line("no throughput benchmark was found (results/throughput/)")
+    notes.line("each model's training step (G and D phases, the lazy R1 step amortized) timed alone, the models "
+               "interleaved round by round in one process; ratio: the geometric mean over rounds of the model's "
+               "img/s relative to StyleGAN2's in the same round")
+    return Table("throughput", "Training throughput measured for the attention-cost claim",
+                 pd.DataFrame(rows, columns=["Dataset", "Model", "img/s", "Ratio", "Low", "High", "Rounds", "Batch",
+                                             "Device"]), pd.DataFrame(shown, columns=columns), notes, "llrlr")
 
 
 def write_table(table: Table, out: Path, source: str) -> None:
     data = table.data.map(lambda v: plain(v) if isinstance(v, str) else v)
-    _atomic_write(out / f"{table.name}.csv", data.to_csv(index=False, lineterminator="\n"))
-    _atomic_write(out / f"{table.name}.tex", fragment(table.display, table.notes, table.column_format, source,
+    atomic_write_text(out / f"{table.name}.csv", data.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(out / f"{table.name}.tex", fragment(table.display, table.notes, table.column_format, source,
                                                           table.ragged))
 
 
@@ -296,7 +409,7 @@ def build_tables(results: Results, published: dict) -> tuple[list[Table], list[c
 
     claims = claimsmod.check_results(results)
     model, hparams, devices = run_hparams(results)
-    tables = [table1(results, published), metrics_table(results), noise_table(results),
+    tables = [table1(results, published), metrics_table(results), noise_table(results), throughput_table(results),
               hparams_table(results, published, hparams, model, devices), datasets_table(results),
               compute_table(results), environment_table(results), published_fid50k_table(published),
               claims_table(claims)]
@@ -313,6 +426,6 @@ def write_tables(results: Results, published: dict, out: str | Path) -> list[Pat
         write_table(t, out, str(results.root))
         index[t.name] = {"caption": t.caption, "csv": f"{t.name}.csv", "tex": f"{t.name}.tex", "rows": len(t.data)}
     claimsmod.write_claims(claims, out / CLAIMS_JSON)
-    _atomic_write(out / TABLES_INDEX, json.dumps(index, indent=2) + "\n")
+    atomic_write_text(out / TABLES_INDEX, json.dumps(index, indent=2) + "\n")
     log.info("wrote %d tables and %d claims to %s", len(tables), len(claims), out)
     return [out / f"{t.name}.{ext}" for t in tables for ext in ("csv", "tex")]

@@ -41,14 +41,14 @@ class TrainingError(GanreproError):
     """Training cannot go on (a NaN loss, a stop signal); the message says what was kept."""
 
 
-def run_options(cfg: dict, dataset_dir: Path, model: str) -> dict[str, Any]:
+def run_options(cfg: dict, dataset_dir: Path, model: str, seed: int) -> dict[str, Any]:
     manifest = read_manifest(dataset_dir)
     net = models.resolve_hparams(model, **models.configured_hparams(cfg, model, manifest.resolution, manifest.channels))
     return {
         "model": model, "hparams": {k: getattr(net, k) for k in net.__dataclass_fields__},
         "dataset": {"name": manifest.name, "path": str(dataset_dir), "images": manifest.count,
                     "resolution": manifest.resolution, "images_sha256": manifest.images_sha256},
-        "seed": cfg["seed"], "kimg": list(cfg["kimg"]), "train": dict(cfg["train"]),
+        "seed": seed, "kimg": list(cfg["kimg"]), "train": dict(cfg["train"]),
     }
 
 
@@ -116,11 +116,13 @@ def _adam(params, lr: float, betas, eps: float, interval: int | None):
 
 
 class Trainer:
-    def __init__(self, cfg: dict, dataset_dir: Path, model: str, out: Path, dist: distributed.Context):
-        self.options = run_options(cfg, dataset_dir, model)
+    def __init__(self, cfg: dict, dataset_dir: Path, model: str, out: Path, dist: distributed.Context,
+                 seed: int | None = None):
+        seed = cfg["seeds"][0] if seed is None else seed
+        self.options = run_options(cfg, dataset_dir, model, seed)
         self.hash = options_hash(self.options)
         self.t = t = cfg["train"]
-        self.dist, self.model, self.seed = dist, model, cfg["seed"]
+        self.dist, self.model, self.seed = dist, model, seed
         self.device = _device(t["device"], dist)
         self.files = RunFiles(Path(out))
         if t["batch_size"] % dist.world:
@@ -139,6 +141,9 @@ class Trainer:
         net = models.build(model, **self.options["hparams"])
         self.G = net.G.to(self.device, memory_format=self.fmt)
         self.D = net.D.to(self.device, memory_format=self.fmt)
+        # Recorded in training_options.json, so the report never has to load a snapshot.
+        self.options["resolved"]["parameters"] = {"G": models.count_parameters(self.G),
+                                                  "D": models.count_parameters(self.D)}
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         pl = t["pl_weight"] > 0
         if pl and not hasattr(self.G, "synthesize"):
@@ -367,16 +372,17 @@ class Trainer:
         tick.update(nimg=self.nimg, time=time.perf_counter(), steps=0)
 
 
-def train(cfg: dict, dataset_dir: str | Path, model: str, out: str | Path) -> None:
-    """Train `model` on the prepared dataset in `dataset_dir`, writing the run to `out`."""
+def train(cfg: dict, dataset_dir: str | Path, model: str, out: str | Path, seed: int | None = None) -> None:
+    """Train `model` with training seed `seed` (default: the config's first) on the prepared
+    dataset in `dataset_dir`, writing the run to `out`."""
     with distributed.context() as dist:
-        trainer = Trainer(cfg, Path(dataset_dir), model, Path(out), dist)
+        trainer = Trainer(cfg, Path(dataset_dir), model, Path(out), dist, seed)
         trainer.run()
         log.info("%s: done at kimg %.3f; snapshots in %s", model, trainer.nimg / 1000, out)
 
 
-def dry_run(cfg: dict, dataset_dir: str | Path, model: str) -> dict[str, Any]:
-    options = run_options(cfg, Path(dataset_dir), model)
+def dry_run(cfg: dict, dataset_dir: str | Path, model: str, seed: int | None = None) -> dict[str, Any]:
+    options = run_options(cfg, Path(dataset_dir), model, cfg["seeds"][0] if seed is None else seed)
     return {**options, "options_hash": options_hash(options)}
 
 
