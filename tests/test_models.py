@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -42,9 +40,10 @@ def test_output_shape_and_range(name, resolution):
 
 
 @pytest.mark.parametrize("name, extra", [
-    ("stylegan2", {}), ("stylegan2", {"architecture": "skip"}), ("gan", {}),
+    ("stylegan2", {}), ("stylegan2", {"architecture": "resnet"}), ("gan", {}),
     ("ganformer-simplex", {}), ("ganformer-duplex", {}),
-    ("ganformer-duplex", {"duplex_keys": "kmeans", "kmeans_iters": 2}),
+    ("ganformer-duplex", {"kmeans_iters": 2}), ("ganformer-duplex", {"duplex_keys": "centroids"}),
+    ("ganformer-simplex", {"integration": "both", "mapping_ltnt2ltnt": False}),
     ("ganformer-simplex", {"d_attention": True, "integration": "mul"}),
     ("ganformer-simplex", {"integration": "add", "heads": 2}),
 ])
@@ -70,17 +69,17 @@ def test_attention_maps_are_distributions_over_latents(name):
     assert net.G(latents(net.G), return_attention=False).shape == img.shape
 
 
-def test_duplex_latent_to_image_attention_sums_over_positions():
-    layer = BipartiteAttention(8, 6, k=3, resolution=4, kind="duplex")
+def test_paper_duplex_latent_to_image_attention_sums_over_positions():
+    layer = BipartiteAttention(8, 8, k=3, resolution=4, kind="duplex", duplex_keys="centroids")
     captured = {}
     original = layer._probs
 
-    def spy(q, k):
-        probs = original(q, k)
+    def spy(scores):
+        probs = original(scores)
         captured.setdefault("first", probs)          # the first call is a(Y, X)
         return probs
     layer._probs = spy
-    layer(torch.randn(2, 8, 4, 4), torch.randn(2, 3, 6))
+    layer(torch.randn(2, 8, 4, 4), torch.randn(2, 3, 8), pos=torch.rand(3, 8))
     first = captured["first"]
     assert first.shape == (2, 1, 3, 16)              # [B, heads, k latents, n positions]
     torch.testing.assert_close(first.sum(-1), torch.ones(2, 1, 3))
@@ -88,21 +87,22 @@ def test_duplex_latent_to_image_attention_sums_over_positions():
 
 def test_simplex_with_all_mass_on_one_latent_modulates_as_that_latents_value():
     torch.manual_seed(0)
-    c, dim, k = 8, 6, 3
-    layer = BipartiteAttention(c, dim, k, resolution=4, kind="simplex", integration="both").eval()
+    c, dim, k = 8, 8, 3
+    layer = BipartiteAttention(c, dim, k, resolution=4, kind="simplex", integration="both",
+                               latent_pos=False).eval()
     with torch.no_grad():
         # Every query is the all-ones vector; latent 1's key dwarfs the others.
         layer.q.weight.zero_()
         layer.q.bias.fill_(1.0)
         layer.q_pos.weight.zero_()
-        layer.latent_pos.zero_()
+        layer.q_pos.bias.zero_()
         layer.k.weight.zero_()
         layer.k.bias.zero_()
         layer.k.weight[:, 0] = 1000.0 / layer.k.scale
     x = torch.randn(2, c, 4, 4)
     y = torch.randn(2, k, dim)
     y[:, :, 0] = torch.tensor([-1.0, 1.0, -1.0])      # only latent 1 gets a large positive key
-    out, _, _, att = layer(x, y, return_attention=True)
+    out, _, att = layer(x, y, return_attention=True)
     assert torch.allclose(att[:, 1], torch.ones_like(att[:, 1]))
     # Eq. 6 with a = v(y_1) at every position.
     a = layer.v(y[:, 1])[:, None, :].expand(2, 16, c)
@@ -114,28 +114,33 @@ def test_simplex_with_all_mass_on_one_latent_modulates_as_that_latents_value():
     torch.testing.assert_close(out, expected)
 
 
-def test_duplex_latents_are_refined_from_layer_to_layer():
-    net = small("ganformer-duplex", 16)
+def test_paper_duplex_latents_are_refined_from_layer_to_layer():
+    net = small("ganformer-duplex", 16, duplex_keys="centroids")
     seen = []
-    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append((inp[1], out[1])))
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append((inp[1], inp[3].get("y"), out[1]["y"])))
              for m in net.G.modules() if isinstance(m, BipartiteAttention)]
     net.G(latents(net.G))
     for h in hooks:
         h.remove()
-    first_in, last_out = seen[0][0], seen[-1][1]
     assert len(seen) == 5
-    assert not torch.allclose(first_in, last_out, atol=1e-3)
-    assert torch.equal(seen[1][0], seen[0][1])       # layer 2 reads what layer 1 wrote
+    assert seen[0][1] is None                        # the first layer starts from the mapped latents
+    assert not torch.allclose(seen[0][0], seen[-1][2], atol=1e-3)
+    assert seen[1][1] is seen[0][2]                  # layer 2 reads what layer 1 wrote
 
 
-def test_simplex_leaves_latents_unchanged():
-    net = small("ganformer-simplex", 8)
-    seen = []
-    hook = next(m for m in net.G.modules() if isinstance(m, BipartiteAttention)).register_forward_hook(
-        lambda mod, inp, out: seen.append((inp[1], out[1])))
-    net.G(latents(net.G))
-    hook.remove()
-    assert torch.equal(seen[0][0], seen[0][1])
+@pytest.mark.parametrize("name", ["ganformer-simplex", "ganformer-duplex"])
+def test_each_layer_reads_its_own_local_latents_so_style_mixing_reaches_them(name):
+    net = small(name, 16)
+    G = net.G.eval()
+    with torch.no_grad():
+        ws, _ = G.map(latents(G, 2, seed=1))
+        other, _ = G.map(latents(G, 2, seed=2))
+        assert ws.shape == (2, G.num_ws, 5, 32)      # k = 4 local latents and the global one, per layer
+        mixed = ws.clone()
+        mixed[:, 3:, :-1] = other[:, 3:, :-1]        # later layers get other *local* latents only
+        a = G.synthesize(ws, noise_mode="const")
+        b = G.synthesize(mixed, noise_mode="const")
+    assert (a - b).abs().max() > 1e-3
 
 
 def _saved_bytes(layer, resolution, channels=16):
@@ -149,11 +154,11 @@ def _saved_bytes(layer, resolution, channels=16):
     x = torch.randn(2, channels, resolution, resolution, requires_grad=True)
     y = torch.randn(2, 8, 16, requires_grad=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        layer(x, y)
+        layer(x, y, pos=torch.rand(8, 16))
     return total
 
 
-@pytest.mark.parametrize("kind, keys", [("simplex", "centroids"), ("duplex", "centroids"), ("duplex", "kmeans")])
+@pytest.mark.parametrize("kind, keys", [("simplex", "kmeans"), ("duplex", "centroids"), ("duplex", "kmeans")])
 def test_attention_memory_grows_linearly_in_positions(kind, keys):
     small_layer = BipartiteAttention(16, 16, 8, resolution=16, kind=kind, duplex_keys=keys)
     big_layer = BipartiteAttention(16, 16, 8, resolution=32, kind=kind, duplex_keys=keys)
@@ -168,14 +173,11 @@ def test_truncation_to_zero_gives_the_average_latents_image(name):
     net = small(name, 16)
     G = net.G.eval()
     with torch.no_grad():
-        G.w_avg.normal_()
-        if hasattr(G, "y_avg"):
-            G.y_avg.normal_()
+        G.w_avg.normal_()                            # one average for every latent (official)
         a = G(latents(G, 2, seed=1), psi=0.0, noise_mode="const")
         b = G(latents(G, 2, seed=2), psi=0.0, noise_mode="const")
-        ws = G.w_avg[None, None].expand(2, G.num_ws, -1)
-        ys = G.y_avg[None, None].expand(2, G.cfg.components, -1) if hasattr(G, "y_avg") else None
-        direct = G.synthesize(ws, ys, noise_mode="const")
+        ws, _ = G.map(latents(G, 2, seed=3))
+        direct = G.synthesize(G.w_avg.expand_as(ws), noise_mode="const")
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a, direct)
 
@@ -230,6 +232,13 @@ def test_bad_snapshot_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a snapshot")
     with pytest.raises(ConfigError, match="is not a readable ganrepro snapshot"):
         models.load_snapshot(bad)
+
+
+def test_snapshot_of_the_older_networks_is_refused_with_a_reason(tmp_path):
+    old = tmp_path / "snapshot-000004.pt"
+    torch.save({"format": "ganrepro-snapshot-1", "model": "stylegan2", "hparams": {}, "state_dict": {}}, old)
+    with pytest.raises(ConfigError, match="older ganrepro whose networks differ"):
+        models.load_snapshot(old)
 
 
 @pytest.mark.parametrize("call, message", [

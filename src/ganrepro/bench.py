@@ -295,3 +295,67 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
                    f"{10000 * per_image + fid_s:>9,.0f} {50000 * per_image + fid_s:>9,.0f}")
     finally:
         featurizer.close()
+
+
+def bench_official(official_path, models_, steps: int, warmup: bool = True) -> Iterator[str]:
+    """Training iterations of ganrepro and of the official GANformer code, side by side on the
+    CPU: the default setting's networks (config/config.yaml at 16 px, its batch), each model
+    against its official preset at the same sizes, timed alternately in this one process.
+    An iteration is G and D phases (the official loop's G_main, G_reg, D_main stages), plus
+    the lazy R1 step amortized over its 16-step interval; official draws its own latents."""
+    from ganrepro import config, data, models, official_code
+    from ganrepro.training.distributed import Context
+    from ganrepro.training.loop import Trainer
+
+    code = official_code.load(official_path)
+    yield device_line()
+    yield (f"{steps} timed iterations per code, alternating{', after a warm-up' if warmup else ''}; "
+           f"official code from {official_path}")
+    yield f"{'model':<18} {'res':>4} {'batch':>5} {'official s/kimg':>16} {'ganrepro s/kimg':>16} {'speed-up':>9}"
+    path, res = SETTINGS["default"]
+    cfg = config.load(path)
+    cfg["train"] = {**cfg["train"], "device": "cpu", "num_workers": 0}
+    batch, interval = cfg["train"]["batch_size"], cfg["train"]["r1_interval"]
+    with tempfile.TemporaryDirectory() as tmp:
+        ds = Path(tmp) / f"shapes{res}"
+        data.prepare("bench", config.resolve_dataset("bench", {"source": "shapes", "resolution": res,
+                                                               "num_images": 64}), ds)
+        for model in models_:
+            torch.manual_seed(0)
+            trainer = Trainer(cfg, ds, model, Path(tmp) / "run" / model, Context())
+            reals = torch.from_numpy(np.asarray(trainer.dataset.images[:batch]).copy())
+            acc = {k: torch.zeros([]) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
+            hparams = models.resolve_hparams(model, **trainer.options["hparams"])
+            preset = official_code.matching_preset(code, model, hparams)
+            G, D, cG, cD = official_code.build(code, preset, res)
+            G.train().requires_grad_(False), D.train().requires_grad_(False)
+            loss, stages = code.training_loop.setup_training_stages(
+                dict(preset["loss_args"]), G, cG, D, cD, {"G": G, "D": D}, torch.device("cpu"), False)
+            real_img = [reals.to(torch.float32) / 127.5 - 1]
+            no_label = [torch.zeros([batch, 0])]
+
+            def official(r1: bool) -> None:
+                for stage in stages:
+                    if r1 or stage.name != "D_reg":
+                        z = torch.randn([batch, G.k, G.z_dim])
+                        code.training_loop.run_training_stage(loss, stage, torch.device("cpu"), real_img,
+                                                              no_label, [z], no_label, batch, batch, 1)
+
+            def ours(r1: bool) -> None:
+                trainer.steps = 0 if r1 else 1
+                trainer.step(reals, batch, acc)
+            times: dict = {}
+            for fn in (official, ours) if warmup else ():
+                fn(False), fn(True)
+            for label, fn in [("official", official), ("ganrepro", ours)] * steps:
+                t0 = time.perf_counter()
+                fn(False)
+                times.setdefault(label, []).append(time.perf_counter() - t0)
+            for label, fn in (("official", official), ("ganrepro", ours)):
+                t0 = time.perf_counter()
+                fn(True)
+                with_r1 = time.perf_counter() - t0
+                main = float(np.median(times[label]))
+                times[label] = main + max(with_r1 - main, 0.0) / interval
+            off, our = (times[k] / batch * 1000 for k in ("official", "ganrepro"))
+            yield f"{model:<18} {res:>4} {batch:>5} {off:>16.1f} {our:>16.1f} {off / our:>8.2f}x"

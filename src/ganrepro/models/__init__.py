@@ -20,11 +20,13 @@ from torch import nn
 from ganrepro import __version__
 from ganrepro.errors import ConfigError
 from ganrepro.models import ganformer
-from ganrepro.models.attention import INTEGRATIONS
+from ganrepro.models.attention import DUPLEX_KEYS, INTEGRATIONS
 from ganrepro.models.gan import DCGANGenerator, GANConfig
 from ganrepro.models.stylegan2 import Discriminator, Generator, StyleGAN2Config
 
-SNAPSHOT_FORMAT = "ganrepro-snapshot-1"
+# 2: the networks compute the official code's functions (conv_last, official mapping and
+# attention); snapshots of format 1 hold other modules and do not load.
+SNAPSHOT_FORMAT = "ganrepro-snapshot-2"
 
 
 def _plain_discriminator(cfg) -> Discriminator:
@@ -47,7 +49,7 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 _CHOICES = {"architecture": ("resnet", "skip"), "integration": INTEGRATIONS,
-            "duplex_keys": ("centroids", "kmeans")}
+            "duplex_keys": DUPLEX_KEYS}
 
 
 @dataclass
@@ -137,6 +139,10 @@ def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple
         raise ConfigError(f"snapshot {path} does not exist") from None
     except Exception as err:  # a truncated or foreign file
         raise ConfigError(f"{path} is not a readable ganrepro snapshot ({type(err).__name__}: {err})") from None
+    if isinstance(payload, dict) and str(payload.get("format", "")).startswith("ganrepro-snapshot-") \
+            and payload["format"] != SNAPSHOT_FORMAT:
+        raise ConfigError(f"{path} is a {payload['format']} snapshot from an older ganrepro whose networks "
+                          f"differ; this version reads {SNAPSHOT_FORMAT} (retrain, or use the older version)")
     if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
         raise ConfigError(f"{path} is not a ganrepro snapshot (format {SNAPSHOT_FORMAT} expected)")
     G = build_generator(payload["model"], **payload["hparams"])

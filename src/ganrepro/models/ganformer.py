@@ -1,11 +1,13 @@
-"""GANformer generator (Hudson & Zitnick 2021, sec. 3): StyleGAN2 plus k latent
-components that talk to the image through bipartite attention (attention.py).
+"""GANformer generator (Hudson & Zitnick 2021, sec. 3) as the official PyTorch code's
+`--ganformer-default` computes it: StyleGAN2 plus k latent components that talk to the
+image through bipartite attention (attention.py).
 
 Latents: z is [B, k + 1, z_dim]; the last component is global and, mapped by its own
-MLP, drives the StyleGAN2 modulation of every layer, as in the official code; the k
-local components share one mapping MLP (residual by default, the official choice) and
-become the latents Y that every attention layer at start_res..end_res reads (and, for
-duplex, updates).
+MLP, drives the StyleGAN2 modulation of every layer. The k local components are
+normalized jointly (one RMS over all k * z_dim values), share one mapping MLP with
+self-attention among them (`mapping_ltnt2ltnt`) and become the latents Y that every
+attention layer at start_res..end_res reads. One trained table of latent positions
+(`pos`, [k, w_dim]) serves the mapping's self-attention and every synthesis layer.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass
 from functools import partial
 
 import torch
+from torch import nn
 
-from ganrepro.models.attention import BipartiteAttention
-from ganrepro.models.layers import MappingNetwork
+from ganrepro.models.attention import BipartiteAttention, LatentSelfAttention
+from ganrepro.models.layers import MappingNetwork, normalize_latent
 from ganrepro.models.stylegan2 import Discriminator, Generator, StyleGAN2Config
 
 
@@ -24,32 +27,31 @@ from ganrepro.models.stylegan2 import Discriminator, Generator, StyleGAN2Config
 class GANformerConfig(StyleGAN2Config):
     z_dim: int = 32                 # size of each latent component (the official 512 / 16)
     w_dim: int = 32
-    mapping_residual: bool = True
+    mapping_residual: bool = True   # official --mapping-resnet
+    mapping_ltnt2ltnt: bool = True  # self-attention among the local latents in the mapping (official; CLEVR: off)
+    style: bool = True              # global style modulation of the convs (official; CLEVR preset: off)
+    architecture: str = "resnet"    # official --ganformer-default generator
     components: int = 16            # k local latent components (plus 1 global)
     heads: int = 1                  # attention heads
-    attention_dropout: float = 0.12 # dropout on attention probabilities (official default)
-    integration: str = "both"       # "both" = eq. 6, gamma(a)*omega(X)+beta(a); "mul", "add" (official names)
+    attention_dropout: float = 0.12 # official: two dropouts of half this (single weights, whole latents)
+    integration: str = "mul"        # "mul" (official default), "add"; "both" = the paper's eq. 6 reading
     start_res: int = 4              # attention at resolutions start_res..end_res (inclusive)
     end_res: int = 128              # (official: every resolution below 256)
-    duplex_keys: str = "centroids"  # duplex keys: "centroids" (paper eq. 8) or "kmeans" (official code)
-    kmeans_iters: int = 1           # k-means refinements per layer when duplex_keys == "kmeans"
-    pos_dim: int = 32               # sinusoidal position features of the image grid
-    d_attention: bool = False       # attention in the discriminator too (released models: off)
+    duplex_keys: str = "kmeans"     # "kmeans" (official --ganformer-default); "centroids" = the paper's eq. 8 reading
+    kmeans_iters: int = 1           # k-means rounds per layer (official default 1)
+    pos_dim: int = 0                # sinusoidal image-grid features; 0 = w_dim (official)
+    d_attention: bool = False       # attention in the discriminator too (not in the official code)
 
 
-def _attention_factory(cfg: GANformerConfig, kind: str):
-    made = []
-
+def _attention_factory(cfg: GANformerConfig, kind: str, latent_pos: bool = True):
     def make(resolution: int, channels: int):
         if not cfg.start_res <= resolution <= cfg.end_res:
             return None
-        layer = BipartiteAttention(
+        return BipartiteAttention(
             channels, cfg.w_dim, cfg.components, resolution, kind=kind, heads=cfg.heads,
             dropout=cfg.attention_dropout, integration=cfg.integration,
             duplex_keys=cfg.duplex_keys, kmeans_iters=cfg.kmeans_iters, pos_dim=cfg.pos_dim,
-            first=not made)
-        made.append(layer)
-        return layer
+            latent_pos=latent_pos)
     return make
 
 
@@ -57,25 +59,29 @@ class GANformerGenerator(Generator):
     def __init__(self, cfg: GANformerConfig, kind: str = "simplex"):
         super().__init__(cfg, _attention_factory(cfg, kind))
         self.kind = kind
-        self.local_mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers,
-                                            cfg.mapping_lr_mul, cfg.mapping_residual)
-        self.register_buffer("y_avg", torch.zeros(cfg.w_dim))
+        make = ((lambda i: LatentSelfAttention(cfg.w_dim, cfg.heads, cfg.attention_dropout))
+                if cfg.mapping_ltnt2ltnt else None)
+        self.local_mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_mul,
+                                            cfg.mapping_residual, make_attention=make)
+        self.pos = nn.Parameter(torch.rand(cfg.components, cfg.w_dim))   # trained latent positions
 
     @property
     def z_shape(self) -> tuple[int, ...]:
         return (self.cfg.components + 1, self.cfg.z_dim)
 
-    def map(self, z: torch.Tensor, psi: float = 1.0):
-        ws, _ = super().map(z[:, -1], psi)               # global component -> styles
-        ys = self.local_mapping(z[:, :-1])               # shared MLP over the k local components
-        self._track(self.y_avg, ys.flatten(0, 1))
-        if psi != 1:
-            ys = self.y_avg.to(ys.dtype).lerp(ys, psi)
-        return ws, ys
+    def map(self, z: torch.Tensor, psi: float = 1.0, update_avg: bool = True):
+        """ws [B, num_ws, k + 1, w_dim] (local latents first, the global one last) and None."""
+        w_global = self.mapping(normalize_latent(z[:, -1], dims=-1))
+        w_local = self.local_mapping(normalize_latent(z[:, :-1], dims=(1, 2)), self.pos)
+        w = torch.cat([w_local, w_global[:, None]], dim=1)
+        return self._broadcast(w, psi, update_avg), None
+
+    def _synthesis_state(self) -> dict:
+        return {"pos": self.pos}
 
 
 def ganformer_discriminator(cfg: GANformerConfig) -> Discriminator:
-    make = (_attention_factory(cfg, "simplex") if cfg.d_attention
+    make = (_attention_factory(cfg, "simplex", latent_pos=False) if cfg.d_attention
             else lambda resolution, channels: None)
     return Discriminator(cfg.resolution, cfg.channels, cfg.channel_base, cfg.channel_max,
                          cfg.mbstd_group, make_attention=make, latents=(cfg.components, cfg.w_dim))

@@ -1,8 +1,13 @@
-"""StyleGAN2 generator and residual discriminator (Karras et al. 2020, configs E/F).
+"""StyleGAN2 generator and residual discriminator (Karras et al. 2020, configs E/F), as
+the official GANformer repository's StyleGAN2 baseline computes them.
 
-The generator is written so that GANformer (ganformer.py) can reuse it unchanged: each
-synthesis layer may carry a bipartite attention module, given by a factory, and the
-synthesis pass threads the latents `ys` and the attention state through the layers.
+Against the StyleGAN2 paper's description, the official code adds one thing to the
+generator: `conv_last`, a modulated 3x3 conv without noise, bias or activation before
+the last ToRGB (one more style). Per-layer styles: `ws` is [B, num_ws, w_dim], or, for
+GANformer, [B, num_ws, k + 1, w_dim] with the k local latents first and the global one
+last, so style mixing swaps all of them per layer. A block reads its convs' styles and,
+after them, its ToRGB's, which is the next block's first conv style (the official
+indexing; it only matters for the skip architecture and for style mixing).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from torch import nn
 
 from ganrepro.models.layers import (
     SQRT2, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d,
-    NoiseInjection, ToRGB, channels_at, log2_int, lrelu, upsample2d)
+    NoiseInjection, ToRGB, channels_at, log2_int, lrelu, normalize_latent, upsample2d)
 
 
 @dataclass
@@ -24,55 +29,71 @@ class StyleGAN2Config:
     channels: int = 3               # image channels
     z_dim: int = 512                # input latent size
     w_dim: int = 512                # intermediate latent (style) size
-    mapping_layers: int = 8         # FC layers in the mapping network
+    mapping_layers: int = 8         # mapping FC layers before its output FC (official num_layers)
     mapping_lr_mul: float = 0.01    # learning-rate multiplier of the mapping network
-    mapping_residual: bool = False  # residual mapping layers (the official GANformer variant)
+    mapping_residual: bool = False  # residual mapping blocks (official --mapping-resnet, GANformer's)
     channel_base: int = 32768       # channels at resolution r: min(channel_base // r, channel_max) (official)
     channel_max: int = 512
-    architecture: str = "resnet"    # generator: "resnet" or "skip" (the discriminator is resnet)
+    architecture: str = "skip"      # generator: "skip" (official StyleGAN2 baseline) or "resnet" (D is resnet)
     mbstd_group: int = 4            # minibatch-std group size in the discriminator
     w_avg_beta: float = 0.995       # decay of the tracked w average (for truncation)
 
 
+def _global(w: torch.Tensor) -> torch.Tensor:
+    """The style vector of one layer's latents: w itself, or the last (global) component."""
+    return w[:, -1] if w.ndim == 3 else w
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv -> [bipartite attention] -> noise -> bias -> lrelu (the official
-    GANformer order: attention acts on the conv output before noise and bias)."""
+    order: attention acts on the conv output before noise and bias). `plain=True` is the
+    official conv_last: the conv alone."""
 
     def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool = False,
-                 attention: nn.Module | None = None):
+                 attention: nn.Module | None = None, gain: float = 1.0, plain: bool = False,
+                 style: bool = True):
         super().__init__()
-        self.conv = ModulatedConv2d(cin, cout, 3, w_dim, up=up)
+        self.conv = ModulatedConv2d(cin, cout, 3, w_dim, up=up, modulate=style)
         self.attention = attention
-        self.noise = NoiseInjection(resolution)
-        self.bias = nn.Parameter(torch.zeros(1, cout, 1, 1))
+        self.plain, self.gain = plain, gain
+        if not plain:
+            self.noise = NoiseInjection(resolution)
+            self.bias = nn.Parameter(torch.zeros(1, cout, 1, 1))
 
-    def forward(self, x, w, ys, state, noise_mode, return_attention):
-        x = self.conv(x, w)
+    def forward(self, x, w, state, noise_mode, return_attention):
+        x = self.conv(x, _global(w))
         att = None
         if self.attention is not None:
-            x, ys, state, att = self.attention(x, ys, state, return_attention)
-        x = lrelu(self.noise(x, noise_mode) + self.bias)
-        return x, ys, state, att
+            x, state, att = self.attention(x, w[:, :-1], state.get("pos"), state, return_attention)
+        if not self.plain:
+            x = lrelu(self.noise(x, noise_mode) + self.bias)
+            x = x * self.gain if self.gain != 1 else x
+        return x, state, att
 
 
 class SynthesisBlock(nn.Module):
     def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, img_channels: int,
-                 architecture: str, is_last: bool, make_attention: Callable):
+                 architecture: str, is_last: bool, make_attention: Callable, style: bool = True):
         super().__init__()
         self.first = cin == 0
-        self.architecture = architecture
+        self.architecture, self.is_last = architecture, is_last
         if self.first:
             self.const = nn.Parameter(torch.randn(1, cout, 4, 4))     # learned 4x4 input
         else:
             self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True,
-                                        attention=make_attention(resolution, cout))
-        self.conv1 = SynthesisLayer(cout, cout, w_dim, resolution, attention=make_attention(resolution, cout))
-        self.torgb = ToRGB(cout, img_channels, w_dim) if (architecture == "skip" or is_last) else None
-        if architecture == "resnet" and not self.first:
+                                        attention=make_attention(resolution, cout), style=style)
+        resnet = architecture == "resnet" and not self.first
+        self.conv1 = SynthesisLayer(cout, cout, w_dim, resolution, attention=make_attention(resolution, cout),
+                                    gain=1 / SQRT2 if resnet else 1.0, style=style)
+        if resnet:
             self.skip = EqualConv2d(cin, cout, 1, bias=False, up=True)
-        self.num_ws = (1 if self.first else 2) + (1 if self.torgb is not None else 0)
+        if is_last:
+            self.conv_last = SynthesisLayer(cout, cout, w_dim, resolution, plain=True, style=style)
+        self.torgb = ToRGB(cout, img_channels, w_dim, style) if (architecture == "skip" or is_last) else None
+        self.num_conv = (1 if self.first else 2) + (1 if is_last else 0)
+        self.num_torgb = 1 if self.torgb is not None else 0
 
-    def forward(self, x, img, ws, ys, state, noise_mode, return_attention):
+    def forward(self, x, img, ws, state, noise_mode, return_attention):
         maps = []
         it = iter(ws.unbind(dim=1))
         if self.first:
@@ -80,18 +101,20 @@ class SynthesisBlock(nn.Module):
             skip = None
         else:
             skip = self.skip(x) if self.architecture == "resnet" else None
-            x, ys, state, att = self.conv0(x, next(it), ys, state, noise_mode, return_attention)
+            x, state, att = self.conv0(x, next(it), state, noise_mode, return_attention)
             maps.append(att)
-        x, ys, state, att = self.conv1(x, next(it), ys, state, noise_mode, return_attention)
+        x, state, att = self.conv1(x, next(it), state, noise_mode, return_attention)
         maps.append(att)
         if skip is not None:
-            x = (x + skip) / SQRT2
+            x = x + skip / SQRT2
         if img is not None:
             img = upsample2d(img)
+        if self.is_last:
+            x = self.conv_last(x, next(it), state, noise_mode, False)[0]
         if self.torgb is not None:
-            rgb = self.torgb(x, next(it))
+            rgb = self.torgb(x, _global(next(it)))
             img = rgb if img is None else img + rgb
-        return x, img, ys, state, [m for m in maps if m is not None]
+        return x, img, state, [m for m in maps if m is not None]
 
 
 def _no_attention(resolution: int, channels: int) -> None:
@@ -99,8 +122,8 @@ def _no_attention(resolution: int, channels: int) -> None:
 
 
 class Generator(nn.Module):
-    """z -> image. `map` gives the per-layer styles ws [B, num_ws, w_dim] (and, for
-    GANformer, the latents ys); `synthesize` renders them, so training can mix styles."""
+    """z -> image. `map` gives the per-layer styles ws (see the module docstring);
+    `synthesize` renders them, so training can mix styles."""
 
     def __init__(self, cfg: StyleGAN2Config, make_attention: Callable = _no_attention):
         super().__init__()
@@ -114,40 +137,49 @@ class Generator(nn.Module):
         for res in resolutions:
             cout = channels_at(res, cfg.channel_base, cfg.channel_max)
             blocks.append(SynthesisBlock(cin, cout, cfg.w_dim, res, cfg.channels, cfg.architecture,
-                                         res == cfg.resolution, make_attention))
+                                         res == cfg.resolution, make_attention, getattr(cfg, "style", True)))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
-        self.num_ws = sum(b.num_ws for b in self.blocks)
+        self.num_ws = sum(b.num_conv for b in self.blocks) + self.blocks[-1].num_torgb
 
     @property
     def z_shape(self) -> tuple[int, ...]:
         return (self.cfg.z_dim,)
 
-    def _track(self, avg: torch.Tensor, w: torch.Tensor) -> None:
+    def _track(self, w: torch.Tensor) -> None:
+        """Moving average of w over the batch (and, for GANformer, over all components)."""
         if self.training:
             with torch.no_grad():
-                avg.copy_(w.detach().float().mean(dim=0).lerp(avg, self.cfg.w_avg_beta))
+                mean = w.detach().float().reshape(-1, w.shape[-1]).mean(dim=0)
+                self.w_avg.copy_(mean.lerp(self.w_avg, self.cfg.w_avg_beta))
 
-    def map(self, z: torch.Tensor, psi: float = 1.0):
-        """Styles ws [B, num_ws, w_dim] and latents ys (None for StyleGAN2)."""
-        w = self.mapping(z)
-        self._track(self.w_avg, w)
+    def _broadcast(self, w: torch.Tensor, psi: float, update_avg: bool) -> torch.Tensor:
+        if update_avg:
+            self._track(w)
         if psi != 1:
-            w = self.w_avg.to(w.dtype).lerp(w, psi)     # truncation trick
-        return w[:, None].expand(-1, self.num_ws, -1), None
+            w = self.w_avg.to(w.dtype).lerp(w, psi)     # truncation trick, one w_avg for all
+        return w[:, None].expand(-1, self.num_ws, *w.shape[1:])
 
-    def synthesize(self, ws: torch.Tensor, ys: torch.Tensor | None = None,
+    def map(self, z: torch.Tensor, psi: float = 1.0, update_avg: bool = True):
+        """Styles ws [B, num_ws, w_dim] and None (the latents travel inside ws)."""
+        w = self.mapping(normalize_latent(z, dims=-1))
+        return self._broadcast(w, psi, update_avg), None
+
+    def synthesize(self, ws: torch.Tensor, ys: None = None,
                    noise_mode: str = "random", return_attention: bool = False):
         x = img = None
-        state: dict = {}
+        state = self._synthesis_state()
         maps: list[torch.Tensor] = []
         i = 0
         for block in self.blocks:
-            x, img, ys, state, m = block(x, img, ws[:, i:i + block.num_ws], ys, state,
-                                         noise_mode, return_attention)
-            i += block.num_ws
+            x, img, state, m = block(x, img, ws[:, i:i + block.num_conv + block.num_torgb], state,
+                                     noise_mode, return_attention)
+            i += block.num_conv
             maps += m
         return (img, maps) if return_attention else img
+
+    def _synthesis_state(self) -> dict:
+        return {}
 
     def forward(self, z: torch.Tensor, psi: float = 1.0, noise_mode: str = "random",
                 return_attention: bool = False):

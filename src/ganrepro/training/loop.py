@@ -148,7 +148,9 @@ class Trainer:
         pl = t["pl_weight"] > 0
         if pl and not hasattr(self.G, "synthesize"):
             raise GanreproError(f"train.pl_weight > 0 needs a style-based generator; {model} has none")
-        self.opt_G = _adam(self.G.parameters(), t["g_lr"], t["betas"], t["eps"], t["pl_interval"] if pl else None)
+        # G's Adam has the lazy-regularization scaling even with path length off, as in the
+        # official code (its G reg interval is always 4): lr * 4/5, beta2 ** (4/5) by default.
+        self.opt_G = _adam(self.G.parameters(), t["g_lr"], t["betas"], t["eps"], t["pl_interval"])
         self.opt_D = _adam(self.D.parameters(), t["d_lr"], t["betas"], t["eps"],
                            t["r1_interval"] if t["r1_gamma"] > 0 else None)
         # Compiled callables for the main passes; the regularizers' double backward stays eager.
@@ -201,15 +203,27 @@ class Trainer:
             save_attention_figure(G, self.z_grid, self.files.attention(kimg), self.device)
 
     # -- one step ----------------------------------------------------------------------
-    def _fake(self, n: int):
+    def _draws(self, n: int):
+        """A G pass's random latents: z; with style mixing on, a partner z2 and the first
+        layer it takes over, or None when this pass does not mix (probability 1 - p)."""
         z = torch.randn(n, *self.G.z_shape, device=self.device)
+        if self.synthesize is None or self.t["style_mixing"] == 0:
+            return z, None, None
+        mix = torch.rand([]).item() < self.t["style_mixing"]
+        cut = int(torch.randint(1, self.G.num_ws, []).item()) if mix else None
+        return z, torch.randn_like(z), cut
+
+    def _fake(self, n: int):
+        z, z2, cut = self._draws(n)
         if self.synthesize is None:
             return self.G_run(z), None, None
         ws, ys = self.G.map(z)
-        if self.t["style_mixing"] > 0 and torch.rand([]).item() < self.t["style_mixing"]:
-            cut = int(torch.randint(1, self.G.num_ws, []).item())
-            ws2, _ = self.G.map(torch.randn_like(z))
-            ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
+        if z2 is not None:
+            # As the official code, the partner is mapped on every pass and counts towards
+            # w_avg (its skip_w_avg_update flag never reaches the mapping network).
+            ws2, _ = self.G.map(z2)
+            if cut is not None:
+                ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
         return self.synthesize(ws, ys), ws, ys
 
     def step(self, reals: torch.Tensor, size: int, acc: dict) -> None:

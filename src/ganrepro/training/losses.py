@@ -31,7 +31,9 @@ def r1_penalty(D, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     logits = D(real)
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
-    return grad.square().sum(dim=(1, 2, 3)).mean()
+    # "+ 0 * logits", as the official code: every D parameter takes part in the R1 step, so
+    # Adam also steps (with a zero gradient) those the penalty does not reach, like the output bias.
+    return grad.square().sum(dim=(1, 2, 3)).mean() + 0 * logits.sum()
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -47,6 +49,6 @@ def path_length_penalty(G, ws: torch.Tensor, ys, pl_mean: torch.Tensor, decay: f
     img = G.synthesize(ws, ys)
     noise = torch.randn_like(img) / (img.shape[2] * img.shape[3]) ** 0.5
     (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
-    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+    lengths = grad.flatten(2).square().sum(dim=2).mean(dim=1).sqrt()   # GANformer ws: all latents of a layer
     new_mean = pl_mean.lerp(lengths.mean().detach(), decay)
     return (lengths - new_mean).square().mean(), new_mean
