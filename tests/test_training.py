@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import BIN, REPO, ganrepro, png_bytes
+from conftest import BIN, REPO, SAFETY_TIMEOUT, ganrepro, png_bytes, wait_for_line, watchdog
 from ganrepro import config, data, models, training
 from ganrepro.training.state import ResumeError
 
@@ -83,43 +81,54 @@ def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, t
     assert any(not torch.equal(state["G"][k], state["G_ema"][k]) for k in state["G"] if k.endswith("weight"))
 
 
-def _train_cli(cfg_path, toy, run, **kw):
+def _train_cli(cfg_path, toy, run, model="ganformer-duplex", **kw):
+    # stderr (the log) joins stdout, so the test can wait on a line of it.
     return subprocess.Popen([str(BIN / "ganrepro"), "train", "--config", str(cfg_path), "--dataset", "toy",
-                             "--model", "ganformer-duplex", "--data", str(toy), "--out", str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                             "--model", model, "--data", str(toy), "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _wait_for_state(run, at_least=1, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if len(list((run / "state").glob("training-state-*.pt"))) >= at_least:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no training state appeared")
+def _stop_after_first_periodic_state(proc, sig) -> str:
+    """Wait for the log line of the first state after kimg 0, send `sig`, return the whole log."""
+    lines = []
+    with watchdog(proc):
+        wait_for_line(proc, r"kimg 0\.(?!000)\d+: training state saved", lines)
+        proc.send_signal(sig)
+        lines += proc.stdout.readlines()
+        proc.wait()
+    assert proc.returncode != 0, "".join(lines)
+    return "".join(lines)
+
+
+def _finish(proc) -> str:
+    with watchdog(proc):
+        out, _ = proc.communicate()
+    return out
+
+
+@pytest.fixture(scope="module")
+def straight(toy, tmp_path_factory):
+    """The final state of an uninterrupted ganformer-duplex run to kimg 1."""
+    tmp = tmp_path_factory.mktemp("straight")
+    training.train(make_config(tmp, kimg=(0, 1)), toy, "ganformer-duplex", tmp / "run")
+    return final_state(tmp / "run")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_run_resumes_to_bitwise_identical_weights(toy, tmp_path, sig):
-    cfg = make_config(tmp_path, kimg=(0, 1))
-    straight = tmp_path / "straight"
-    training.train(cfg, toy, "ganformer-duplex", straight)
-
+def test_interrupted_run_resumes_to_bitwise_identical_weights(toy, tmp_path, straight, sig):
+    make_config(tmp_path, kimg=(0, 1))
     run = tmp_path / "interrupted"
-    proc = _train_cli(tmp_path / "config.yaml", toy, run)
-    _wait_for_state(run, at_least=2)           # past kimg 0 and at least one periodic state
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    out = _stop_after_first_periodic_state(_train_cli(tmp_path / "config.yaml", toy, run), sig)
     if sig == signal.SIGTERM:
-        assert "stopped by signal 15" in err and "run the same command again to resume" in err
+        assert "stopped by signal 15" in out and "run the same command again to resume" in out
     assert not (run / "snapshot-000001.pt").exists()
     # Snakemake deletes a failed job's outputs; the kept copy brings snapshot 0 back.
     (run / "snapshot-000000.pt").unlink()
     proc = _train_cli(tmp_path / "config.yaml", toy, run)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert "resuming from" in err
-    assert_same_weights(final_state(straight)["G_ema"], final_state(run)["G_ema"])
+    out = _finish(proc)
+    assert proc.returncode == 0, out
+    assert "resuming from" in out
+    assert_same_weights(straight["G_ema"], final_state(run)["G_ema"])
     assert (run / "snapshot-000000.pt").exists() and (run / "grid-000000.png").exists()
     kimgs = [json.loads(line)["kimg"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert kimgs == sorted(set(kimgs))          # no duplicated ticks after the resume
@@ -196,7 +205,7 @@ def test_two_process_ddp_run_is_valid(toy, tmp_path):
     proc = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
                            "-m", "ganrepro.cli", "train", "--config", str(tmp_path / "config.yaml"),
                            "--dataset", "toy", "--model", "stylegan2", "--data", str(toy), "--out", str(run)],
-                          capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+                          capture_output=True, text=True, env=env, timeout=SAFETY_TIMEOUT, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     options = json.loads((run / "training_options.json").read_text())
     assert options["resolved"]["processes"] == 2

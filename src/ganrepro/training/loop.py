@@ -174,11 +174,12 @@ class Trainer:
 
     def save_state(self) -> None:
         if self.dist.rank == 0:
-            save_state(self.files.state, self.nimg, {
+            path = save_state(self.files.state, self.nimg, {
                 "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
                 "steps": self.steps, "pl_mean": self.pl_mean.cpu(),
                 "options_hash": self.hash, "options": essential_options(self.options)})
+            log.info("kimg %.3f: training state saved to %s", self.nimg / 1000, path)
         self.dist.barrier()
 
     def write_snapshot(self) -> None:
