@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from ganrepro import models
+from ganrepro.checks import check_batch
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
@@ -123,9 +124,8 @@ class Trainer:
         self.dist, self.model, self.seed = dist, model, cfg["seed"]
         self.device = _device(t["device"], dist)
         self.files = RunFiles(Path(out))
-        if t["batch_size"] % dist.world:
-            raise GanreproError(f"train.batch_size {t['batch_size']} must be a multiple of the "
-                                f"number of processes ({dist.world})")
+        self.targets = [k * 1000 for k in cfg["kimg"]]
+        self._check_batch(0)
         bf16 = t["precision"] == "bf16" or (t["precision"] == "auto" and self.device.type == "cuda"
                                              and torch.cuda.is_bf16_supported())
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
@@ -154,9 +154,13 @@ class Trainer:
         self.dataset = ImageDataset(dataset_dir, xflip=t["xflip"])
         self.nimg, self.steps = 0, 0
         self.pl_mean = torch.zeros([], device=self.device)
-        self.targets = [k * 1000 for k in cfg["kimg"]]
         self.z_grid = grid_latents(self.G, t["grid"], self.seed)
         self.stop_signal: int | None = None
+
+    def _check_batch(self, start: int) -> None:
+        # Only now is the number of processes known; a resumed run may have another one.
+        check_batch(self.t["batch_size"], [n // 1000 for n in self.targets],
+                    {self.model: self.options["hparams"]["mbstd_group"]}, self.dist.world, start)
 
     # -- state -------------------------------------------------------------------------
     def resume(self) -> bool:
@@ -279,6 +283,8 @@ class Trainer:
 
     def run(self) -> None:
         resumed = self.resume()
+        if resumed:
+            self._check_batch(self.nimg)
         if self.dist.rank == 0:
             self.files.write_options({**self.options, "options_hash": self.hash,
                                       "resumed_from_kimg": self.nimg / 1000 if resumed else None,
