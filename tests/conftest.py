@@ -186,8 +186,17 @@ def ganrepro(*args: str, cwd: Path | None = None, check: bool = True) -> subproc
 
 @contextlib.contextmanager
 def watchdog(proc: subprocess.Popen, seconds: float = SAFETY_TIMEOUT):
-    """Kill `proc` if the block is still waiting on it after `seconds` (a hang, not slowness)."""
-    timer = threading.Timer(seconds, proc.kill)
+    """Kill `proc` if the block is still waiting on it after `seconds` (a hang, not slowness);
+    with its whole process group when it leads one (start_new_session=True)."""
+    def kill():
+        try:
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, 9)
+            else:
+                proc.kill()
+        except ProcessLookupError:
+            pass
+    timer = threading.Timer(seconds, kill)
     timer.daemon = True
     timer.start()
     try:

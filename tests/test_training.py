@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,18 +83,19 @@ def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, t
 
 
 def _train_cli(cfg_path, toy, run, model="ganformer-duplex", **kw):
-    # stderr (the log) joins stdout, so the test can wait on a line of it.
+    # stderr (the log) joins stdout, so the test can wait on a line of it. A session of its
+    # own, so that a signal can reach every process of the run, as SLURM's does.
     return subprocess.Popen([str(BIN / "ganrepro"), "train", "--config", str(cfg_path), "--dataset", "toy",
-                             "--model", model, "--data", str(toy), "--out", str(run)],
+                             "--model", model, "--data", str(toy), "--out", str(run)], start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _stop_after_first_periodic_state(proc, sig) -> str:
-    """Wait for the log line of the first state after kimg 0, send `sig`, return the whole log."""
+def _stop_after_first_periodic_state(proc, signal_to) -> str:
+    """Wait for the log line of the first state after kimg 0, call `signal_to(proc)`, return the whole log."""
     lines = []
     with watchdog(proc):
         wait_for_line(proc, r"kimg 0\.(?!000)\d+: training state saved", lines)
-        proc.send_signal(sig)
+        signal_to(proc)
         lines += proc.stdout.readlines()
         proc.wait()
     assert proc.returncode != 0, "".join(lines)
@@ -114,13 +116,17 @@ def straight(toy, tmp_path_factory):
     return final_state(tmp / "run")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_run_resumes_to_bitwise_identical_weights(toy, tmp_path, straight, sig):
-    make_config(tmp_path, kimg=(0, 1))
+@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, 0), (signal.SIGKILL, 0), (signal.SIGTERM, 2)],
+                         ids=["SIGTERM", "SIGKILL", "SIGTERM-2-workers"])
+def test_interrupted_run_resumes_to_bitwise_identical_weights(toy, tmp_path, straight, sig, workers):
+    # The signal goes to every process of the run (the data-loader workers too), as SLURM sends it.
+    make_config(tmp_path, kimg=(0, 1), num_workers=workers)
     run = tmp_path / "interrupted"
-    out = _stop_after_first_periodic_state(_train_cli(tmp_path / "config.yaml", toy, run), sig)
+    out = _stop_after_first_periodic_state(_train_cli(tmp_path / "config.yaml", toy, run),
+                                           lambda proc: os.killpg(proc.pid, sig))
     if sig == signal.SIGTERM:
         assert "stopped by signal 15" in out and "run the same command again to resume" in out
+        assert "Traceback" not in out and "killed by signal" not in out
     assert not (run / "snapshot-000001.pt").exists()
     # Snakemake deletes a failed job's outputs; the kept copy brings snapshot 0 back.
     (run / "snapshot-000000.pt").unlink()
@@ -214,6 +220,49 @@ def test_two_process_ddp_run_is_valid(toy, tmp_path):
     G, meta = models.load_snapshot(run / "snapshot-000001.pt")
     assert meta["kimg"] == 1 and torch.isfinite(G(torch.randn(2, *G.z_shape))).all()
     assert final_state(run)["nimg"] == 1000
+
+
+def _rank_pids(parent: int) -> dict[int, int]:
+    """RANK -> pid of the processes torchrun `parent` started (from /proc)."""
+    ranks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            env = (stat.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue                     # gone meanwhile
+        rank = [e for e in env if e.startswith(b"RANK=")]
+        if ppid == parent and rank:
+            ranks[int(rank[0][5:])] = int(stat.parent.name)
+    return ranks
+
+
+def test_two_process_run_stopped_on_one_rank_saves_and_resumes_on_one_process(toy, tmp_path):
+    make_config(tmp_path, kimg=(0, 1))
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                             "-m", "ganrepro.cli", "train", "--config", str(tmp_path / "config.yaml"),
+                             "--dataset", "toy", "--model", "stylegan2", "--data", str(toy), "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+                            start_new_session=True)
+    # Only rank 1 gets the signal, the case where ranks that decided alone would hang:
+    # rank 1 in the state barrier, rank 0 in the next step's all-reduce.
+    out = _stop_after_first_periodic_state(proc, lambda proc: os.kill(_rank_pids(proc.pid)[1], signal.SIGTERM))
+    assert "stopped by signal 15" in out and "stopped by a stop signal to another process" in out, out
+    assert not (run / "snapshot-000001.pt").exists()
+    saved = final_state(run)["nimg"]
+    assert 0 < saved < 1000
+    # Resumed on another number of processes (one): the same batches, split differently.
+    proc = _train_cli(tmp_path / "config.yaml", toy, run, model="stylegan2")
+    out = _finish(proc)
+    assert proc.returncode == 0, out
+    assert f"resuming from {run / 'state'}/training-state-{saved:010d}.pt" in out
+    assert final_state(run)["nimg"] == 1000
+    G, meta = models.load_snapshot(run / "snapshot-000001.pt")
+    assert meta["kimg"] == 1 and torch.isfinite(G(torch.randn(2, *G.z_shape))).all()
+    kimgs = [json.loads(line)["kimg"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert kimgs == sorted(set(kimgs)) and kimgs[-1] == 1.0
 
 
 def test_bench_train_reports_sec_per_kimg_and_img_per_sec():

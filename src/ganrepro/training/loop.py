@@ -65,6 +65,16 @@ def options_hash(options: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(essential_options(options), sort_keys=True).encode()).hexdigest()[:16]
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # A data-loader worker: the main process decides when to stop (after saving the state)
+    # and ends the workers itself; a worker killed by the signal would abort the step.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _step_seed(seed: int, rank: int, nimg: int) -> int:
     return int(np.random.SeedSequence([seed, rank, nimg]).generate_state(1, np.uint64)[0] % (2 ** 63))
 
@@ -282,6 +292,17 @@ class Trainer:
                 f"snapshot ({kept or 'none yet'}) and training state in {self.files.state}")
 
     def run(self) -> None:
+        # The stop signals (SLURM's SIGTERM at walltime or scancel, Ctrl-C's SIGINT) only set
+        # a flag: the step finishes and the state is saved before the run stops. The data
+        # workers ignore them (SLURM signals every process of the job), so no batch is lost.
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> None:
         resumed = self.resume()
         if resumed:
             self._check_batch(self.nimg)
@@ -300,11 +321,12 @@ class Trainer:
                          self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=plan, num_workers=self.t["num_workers"],
-            pin_memory=self.device.type == "cuda", persistent_workers=False)
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            worker_init_fn=_ignore_stop_signals)
         acc = {k: torch.zeros([], device=self.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
         tick = {"nimg": self.nimg, "time": time.perf_counter(), "steps": 0}
         tick_n, state_n = self.t["tick_kimg"] * 1000, self.t["state_kimg"] * 1000
-        previous = signal.signal(signal.SIGTERM, self._on_signal)
+        agreement = distributed.StopAgreement(self.dist, self.device)
         bar = tqdm(total=self.targets[-1] / 1000, initial=self.nimg / 1000, unit="kimg",
                    desc=f"{self.model}", disable=None if self.dist.rank == 0 else True,
                    bar_format="{l_bar}{bar}| {n:.3f}/{total:.0f} kimg [{elapsed}<{remaining}]")
@@ -316,23 +338,28 @@ class Trainer:
                 bar.update(size / 1000)
                 crossed = lambda every: every and self.nimg // every > before // every  # noqa: E731
                 at_target = self.nimg in self.targets
-                if at_target or crossed(tick_n) or crossed(state_n) or self.stop_signal:
+                stopping = agreement.stop_now(self.stop_signal is not None)   # the same on every rank
+                if at_target or crossed(tick_n) or crossed(state_n) or stopping:
                     self._check_finite(acc)
                 if crossed(tick_n) or at_target:
                     self._log_tick(acc, tick)
                 if at_target:
                     self.write_snapshot()
-                if at_target or crossed(state_n) or self.stop_signal:
+                if at_target or crossed(state_n) or stopping:
                     self.save_state()
-                if self.stop_signal:
+                if stopping:
+                    why = (f"signal {self.stop_signal}" if self.stop_signal is not None
+                           else "a stop signal to another process")
                     raise TrainingError(
-                        f"stopped by signal {self.stop_signal} at kimg {self.nimg / 1000:.3f}; the state "
-                        f"is saved in {self.files.state}: run the same command again to resume")
+                        f"stopped by {why} at kimg {self.nimg / 1000:.3f}; the state is saved in "
+                        f"{self.files.state}: run the same command again to resume")
         finally:
+            agreement.close()
             bar.close()
-            signal.signal(signal.SIGTERM, previous)
 
-    def _on_signal(self, signum, _frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.stop_signal == signal.SIGINT:
+            signal.default_int_handler(signum, frame)     # a second Ctrl-C: stop at once
         self.stop_signal = signum            # finish the step, save the state, then stop
 
     def _log_tick(self, acc: dict, tick: dict) -> None:
