@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -58,10 +60,11 @@ def assert_same_weights(a: dict, b: dict):
 
 
 @pytest.mark.parametrize("model", list(HPARAMS))
-def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, tmp_path, model):
+def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, tmp_path, model, caplog):
     cfg = make_config(tmp_path, kimg=(0, 1))
     run = tmp_path / "run"
-    training.train(cfg, toy, model, run)
+    with caplog.at_level(logging.INFO, logger="ganrepro"):
+        training.train(cfg, toy, model, run)
     assert sorted(p.name for p in run.glob("snapshot-*.pt")) == ["snapshot-000000.pt", "snapshot-000001.pt"]
     assert sorted(p.name for p in run.glob("grid-*.png")) == ["grid-000000.png", "grid-000001.png"]
     assert Image.open(run / "grid-000001.png").size == (16, 16)          # 2 x 2 tiles of 8 px
@@ -73,6 +76,14 @@ def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, t
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["kimg"] for s in stats] == [0.504, 1.0]                    # ticks of 0.5 kimg, batch 8
     assert all(s["img_per_sec"] > 0 and s["sec_per_kimg"] > 0 and np.isfinite(s["loss_G"]) for s in stats)
+    # The log (what a Snakemake or SLURM log file shows) has one line per tick with the same numbers.
+    ticks = [r.getMessage() for r in caplog.records if " sec/kimg" in r.getMessage()]
+    assert len(ticks) == len(stats)
+    for line, s in zip(ticks, stats):
+        assert line.startswith(f"{model} kimg {s['kimg']:.3f}/1: {s['img_per_sec']:.1f} img/s, "
+                               f"{s['sec_per_kimg']:.1f} sec/kimg, loss G {s['loss_G']:.4f} D {s['loss_D']:.4f}"), line
+        assert re.search(r", ETA \d+:\d\d$", line), line
+    assert ticks[-1].endswith("ETA 0:00")
     options = json.loads((run / "training_options.json").read_text())
     assert options["model"] == model and options["resolved"]["device"] == "cpu"
     assert "torch" in options["versions"]

@@ -22,12 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ganrepro import models
 from ganrepro.checks import check_batch
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
+from ganrepro.progress import duration
 from ganrepro.training import distributed, losses
 from ganrepro.training.grids import grid_latents, save_attention_figure, save_grid
 from ganrepro.training.run_files import RunFiles, environment
@@ -297,7 +299,8 @@ class Trainer:
         # workers ignore them (SLURM signals every process of the job), so no batch is lost.
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            self._run()
+            with logging_redirect_tqdm():         # log lines above the bar on a terminal
+                self._run()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -362,6 +365,15 @@ class Trainer:
             signal.default_int_handler(signum, frame)     # a second Ctrl-C: stop at once
         self.stop_signal = signum            # finish the step, save the state, then stop
 
+    def _log_line(self, r: dict) -> None:
+        # The tick's line in the log: what the bar shows on a terminal, for a log file too.
+        left = (self.targets[-1] - self.nimg) / 1000
+        eta = duration(left * r["sec_per_kimg"]) if r["sec_per_kimg"] is not None else "?"
+        regs = "".join(f", {name} {_number(r[key])}" for name, key in (("R1", "r1"), ("PL", "pl")) if r[key] is not None)
+        log.info("%s kimg %.3f/%g: %s img/s, %s sec/kimg, loss G %s D %s%s, ETA %s", self.model, r["kimg"],
+                 self.targets[-1] / 1000, _number(r["img_per_sec"], ".1f"), _number(r["sec_per_kimg"], ".1f"),
+                 _number(r["loss_G"], ".4f"), _number(r["loss_D"], ".4f"), regs, eta)
+
     def _log_tick(self, acc: dict, tick: dict) -> None:
         v = {k: float(x) for k, x in acc.items()}                      # the tick's one host sync
         for x in acc.values():
@@ -384,7 +396,12 @@ class Trainer:
                   "time": round(time.time(), 3)}
         if self.dist.rank == 0:
             self.files.append_stats(record)
+            self._log_line(record)
         tick.update(nimg=self.nimg, time=time.perf_counter(), steps=0)
+
+
+def _number(x: float | None, fmt: str = ".3g") -> str:
+    return "-" if x is None else format(x, fmt)
 
 
 def train(cfg: dict, dataset_dir: str | Path, model: str, out: str | Path) -> None:
