@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ganrepro import models
+from ganrepro import gpus, models
 from ganrepro.checks import check_batch
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
@@ -118,7 +118,7 @@ def _device(choice: str, dist: distributed.Context) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise GanreproError("train.device is cuda but no CUDA device is available; use auto or cpu")
-        return torch.device("cuda", dist.local_rank)
+        return gpus.process_device()        # the only GPU, or one no other job has claimed
     return torch.device("cpu")
 
 
