@@ -123,7 +123,7 @@ def check_batch(batch: int, kimg: list[int], groups: dict[str, int], world: int 
     problem = _batch_problem(batch, kimg, groups, world, start)
     if problem is None:
         return
-    step = world * max(groups.values(), default=1)
+    step = world * math.lcm(*groups.values())        # candidates: whole groups on every process
     near = sorted(range(step, 4 * max(batch, step) + 1, step), key=lambda b: (abs(b - batch), b))
     allowed = sorted([b for b in near if _batch_problem(b, kimg, groups, world, start) is None][:3])
     hint = f"; allowed, for example: {_list(allowed)}" if allowed else ""
