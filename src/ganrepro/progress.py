@@ -41,3 +41,19 @@ def logged(batches: Iterable[Sized], total: int, desc: str, log: logging.Logger,
                 eta = duration((total - done) / rate) if rate > 0 else "?"
                 log.info("%s: %d/%d %s (%.1f %s/s, ETA %s)", desc, done, total, unit, rate, unit, eta)
                 next_line = (done // step + 1) * step
+
+
+def _number(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def tick_line(model: str, r: dict, total_kimg: float) -> str:
+    """A training tick's log line from its stats.jsonl record `r`, with the time left at
+    this tick's speed."""
+    left = total_kimg - r["kimg"]
+    eta = duration(left * r["sec_per_kimg"]) if r["sec_per_kimg"] is not None else "?"
+    regs = "".join(f", {name} {_number(r[key], '.3g')}" for name, key in (("R1", "r1"), ("PL", "pl"))
+                   if r[key] is not None)
+    return (f"{model} kimg {r['kimg']:.3f}/{total_kimg:g}: {_number(r['img_per_sec'], '.1f')} img/s, "
+            f"{_number(r['sec_per_kimg'], '.1f')} sec/kimg, loss G {_number(r['loss_G'], '.4f')} "
+            f"D {_number(r['loss_D'], '.4f')}{regs}, ETA {eta}")

@@ -29,7 +29,7 @@ from ganrepro.checks import check_batch
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
-from ganrepro.progress import duration
+from ganrepro.progress import tick_line
 from ganrepro.training import distributed, losses
 from ganrepro.training.grids import grid_latents, save_attention_figure, save_grid
 from ganrepro.training.run_files import RunFiles, environment
@@ -114,7 +114,7 @@ class BatchPlan(torch.utils.data.Sampler):
         return sum(1 for _ in self.sizes())
 
 
-def _device(choice: str, dist: distributed.Context) -> torch.device:
+def _device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise GanreproError("train.device is cuda but no CUDA device is available; use auto or cpu")
@@ -134,7 +134,7 @@ class Trainer:
         self.hash = options_hash(self.options)
         self.t = t = cfg["train"]
         self.dist, self.model, self.seed = dist, model, cfg["seed"]
-        self.device = _device(t["device"], dist)
+        self.device = _device(t["device"])
         self.files = RunFiles(Path(out))
         self.targets = [k * 1000 for k in cfg["kimg"]]
         self._check_batch(0)
@@ -365,15 +365,6 @@ class Trainer:
             signal.default_int_handler(signum, frame)     # a second Ctrl-C: stop at once
         self.stop_signal = signum            # finish the step, save the state, then stop
 
-    def _log_line(self, r: dict) -> None:
-        # The tick's line in the log: what the bar shows on a terminal, for a log file too.
-        left = (self.targets[-1] - self.nimg) / 1000
-        eta = duration(left * r["sec_per_kimg"]) if r["sec_per_kimg"] is not None else "?"
-        regs = "".join(f", {name} {_number(r[key])}" for name, key in (("R1", "r1"), ("PL", "pl")) if r[key] is not None)
-        log.info("%s kimg %.3f/%g: %s img/s, %s sec/kimg, loss G %s D %s%s, ETA %s", self.model, r["kimg"],
-                 self.targets[-1] / 1000, _number(r["img_per_sec"], ".1f"), _number(r["sec_per_kimg"], ".1f"),
-                 _number(r["loss_G"], ".4f"), _number(r["loss_D"], ".4f"), regs, eta)
-
     def _log_tick(self, acc: dict, tick: dict) -> None:
         v = {k: float(x) for k, x in acc.items()}                      # the tick's one host sync
         for x in acc.values():
@@ -396,12 +387,8 @@ class Trainer:
                   "time": round(time.time(), 3)}
         if self.dist.rank == 0:
             self.files.append_stats(record)
-            self._log_line(record)
+            log.info("%s", tick_line(self.model, record, self.targets[-1] / 1000))
         tick.update(nimg=self.nimg, time=time.perf_counter(), steps=0)
-
-
-def _number(x: float | None, fmt: str = ".3g") -> str:
-    return "-" if x is None else format(x, fmt)
 
 
 def train(cfg: dict, dataset_dir: str | Path, model: str, out: str | Path) -> None:
