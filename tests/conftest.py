@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import contextlib
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -18,6 +20,9 @@ from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# Only for a hung process: tests wait for the event they need (a file, a line of output),
+# never for a deadline that a slow or busy machine could miss.
+SAFETY_TIMEOUT = 1800
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -165,7 +170,7 @@ def clevr_archive(n: int = 4, split: str = "train") -> bytes:
 
 # ---------------------------------------------------------------------------- running commands
 
-def run(args: list[str], cwd: Path | None = None, check: bool = True, timeout: int = 600,
+def run(args: list[str], cwd: Path | None = None, check: bool = True, timeout: int = SAFETY_TIMEOUT,
         env: dict | None = None) -> subprocess.CompletedProcess:
     """Run a command with the venv's bin first on PATH (as `make` does)."""
     full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
@@ -177,3 +182,46 @@ def run(args: list[str], cwd: Path | None = None, check: bool = True, timeout: i
 
 def ganrepro(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
     return run([str(BIN / "ganrepro"), *args], cwd=cwd, check=check)
+
+
+@contextlib.contextmanager
+def watchdog(proc: subprocess.Popen, seconds: float = SAFETY_TIMEOUT):
+    """Kill `proc` if the block is still waiting on it after `seconds` (a hang, not slowness);
+    with its whole process group when it leads one (start_new_session=True)."""
+    def kill():
+        try:
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, 9)
+            else:
+                proc.kill()
+        except ProcessLookupError:
+            pass
+    timer = threading.Timer(seconds, kill)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def wait_for_line(proc: subprocess.Popen, pattern: str, lines: list[str]) -> re.Match:
+    """Read `proc`'s text stdout line by line (appending to `lines`) until one matches
+    `pattern`; fail with the output if the process ends first."""
+    for line in proc.stdout:
+        lines.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match
+    proc.wait()
+    raise AssertionError(f"exited ({proc.returncode}) without a line matching {pattern!r}:\n{''.join(lines)[-3000:]}")
+
+
+def wait_for_path(proc: subprocess.Popen, ready, what: str, poll: float = 0.05) -> None:
+    """Poll until `ready()` is true; fail at once if `proc` ends first."""
+    import time
+
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError(f"the process ended ({proc.returncode}) before {what}")
+        time.sleep(poll)

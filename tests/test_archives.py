@@ -10,13 +10,13 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ATTRIBUTE_NAMES, BIN, cartoon_archive, clevr_archive, ganrepro, png_bytes
+from conftest import (ATTRIBUTE_NAMES, BIN, cartoon_archive, clevr_archive, ganrepro, png_bytes,
+                      wait_for_path, watchdog)
 from ganrepro import config, data
 from ganrepro.data.store import open_images, read_manifest
 from ganrepro.errors import DataError
@@ -141,10 +141,11 @@ def test_interrupted_prepare_leaves_nothing_that_looks_finished(tmp_path):
     proc = subprocess.Popen([str(BIN / "ganrepro"), "data", "prepare", "shapes", "--set", "num_images=200000",
                              "--set", "resolution=64", "--out", str(out)], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while not list(tmp_path.glob(".shapes.partial-*/images.raw")) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
+
+    def writing():          # some images written: mid-write whatever the machine's speed
+        return any(p.stat().st_size >= 2 ** 20 for p in tmp_path.glob(".shapes.partial-*/images.raw"))
+    with watchdog(proc):
+        wait_for_path(proc, writing, "images.raw reached 1 MiB")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import REPO, ganrepro, run, BIN
-from ganrepro import config
+from ganrepro import checks, config
 from ganrepro.data import SOURCES
 from ganrepro.errors import ConfigError
 
@@ -59,6 +59,63 @@ def test_bad_config_gives_one_sentence_naming_the_key(cfg, expected):
     assert "\n" not in message
     for part in expected:
         assert part in message
+
+
+def hp(model, **values):
+    return {**BASE, "hparams": {model: values}}
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    (hp("ganformer-simplex", components=0), ["config key 'hparams.ganformer-simplex.components' must be >= 1 (got 0)"]),
+    (hp("stylegan2", z_dim=0), ["'hparams.stylegan2.z_dim' must be >= 1 (got 0)"]),
+    (hp("gan", mbstd_group=0), ["'hparams.gan.mbstd_group' must be >= 1 (got 0)"]),
+    (hp("stylegan2", mapping_lr_mul=0), ["'hparams.stylegan2.mapping_lr_mul' must be > 0 (got 0.0)"]),
+    (hp("ganformer-duplex", attention_dropout=1), ["'hparams.ganformer-duplex.attention_dropout' must be >= 0 and < 1"]),
+    (hp("ganformer-duplex", start_res=6), ["'hparams.ganformer-duplex.start_res' must be a power of two >= 4 (got 6)"]),
+    (hp("ganformer-duplex", pos_dim=6), ["'hparams.ganformer-duplex.pos_dim' must be a multiple of 4"]),
+    (hp("ganformer-duplex", kmeans_iters=0), ["'hparams.ganformer-duplex.kmeans_iters' must be >= 1"]),
+    (hp("ganformer-simplex", start_res=32, end_res=16),
+     ["'hparams.ganformer-simplex.start_res' (32) must not exceed 'hparams.ganformer-simplex.end_res' (16)"]),
+    (hp("ganformer-simplex", start_res=128),        # the dataset is 64 px
+     ["'hparams.ganformer-simplex.start_res' (128) leaves no attention layer at dataset 'toy' (64 px); allowed: 64 or less"]),
+    ({"datasets": {"toy": {"source": "shapes", "resolution": 16}},
+      "hparams": {"ganformer-simplex": {"channel_base": 192, "channel_max": 32, "heads": 8}}},
+     ["'hparams.ganformer-simplex.heads' (8) must divide the channels of every attention layer of dataset 'toy'",
+      "(32 at 4 px, 24 at 8 px, 12 at 16 px); allowed: 1, 2 or 4"]),
+    ({**BASE, "train": {"batch_size": 2}},        # below the minibatch-std group (4 by default)
+     ["config key 'train.batch_size' (2) gives 2 images, not a multiple of the minibatch-std group of stylegan2 "
+      "(hparams.stylegan2.mbstd_group = 4); allowed, for example: 4"]),
+    ({**BASE, "train": {"batch_size": 6}}, ["'train.batch_size' (6) gives 6 images", "allowed, for example: 4, 8"]),
+    ({**BASE, "models": ["stylegan2"], "hparams": {"stylegan2": {"mbstd_group": 3}}, "kimg": [0, 1],
+      "train": {"batch_size": 6}},                # 1000 = 166 x 6 + 4: the last batch before kimg 1 has 4
+     ["'train.batch_size' (6) leaves a batch of 4 images before a snapshot (kimg [0, 1]): neither below nor a "
+      "multiple of the minibatch-std group of stylegan2 (3)"]),
+])
+def test_out_of_range_hyper_parameter_gives_one_sentence_naming_the_key(cfg, expected):
+    with pytest.raises(ConfigError) as info:
+        config.resolve(cfg)
+    message = str(info.value)
+    assert "\n" not in message
+    for part in expected:
+        assert part in message, message
+
+
+def test_batch_split_over_processes_never_drops_images():
+    # 1000 images between snapshots cannot be shared by 3 processes, whatever the batch.
+    with pytest.raises(ConfigError, match=r"config key 'kimg' \(\[0, 1\]\) under 3 processes puts 1000 images before "
+                                          r"kimg 1, .* allowed: steps between snapshots that are multiples of 3 kimg"):
+        checks.check_batch(24, [0, 1], {"stylegan2": 4}, world=3)
+    checks.check_batch(24, [0, 3], {"stylegan2": 4}, world=3)
+    with pytest.raises(ConfigError, match=r"\(12\) under 2 processes gives 6 images per process, not a multiple of "
+                                          r"the minibatch-std group of stylegan2 .*; allowed, for example: 8, 16"):
+        checks.check_batch(12, [0, 1], {"stylegan2": 4}, world=2)
+    with pytest.raises(ConfigError, match=r"\(10\) under 4 processes does not split over 4 processes"):
+        checks.check_batch(10, [0, 1], {"stylegan2": 1}, world=4)
+    checks.check_batch(24, [0, 1], {"stylegan2": 4}, world=2)     # 12 per process; the last batch 8 each
+    checks.check_batch(32, [0, 1], {"stylegan2": 4}, world=4)     # the last batch: 2 each, one smaller group
+    # A resumed run checks the batches still to come, from where it stopped.
+    assert checks.shortened_batches(24, [0, 1, 2], start=0) == {16}
+    assert checks.shortened_batches(24, [0, 1, 2], start=1500) == {20}
 
 
 def test_defaults_are_filled_per_source():

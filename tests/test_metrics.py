@@ -1,6 +1,7 @@
 """Metrics: the formulas on known inputs, the real Inception network end to end, the cache."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -219,7 +220,12 @@ def test_evaluate_writes_the_record_and_is_reproducible(extractor, toy, snapshot
     args = ["evaluate", "--snapshot", str(snapshot), "--dataset", "toy", "--data", str(toy), "--num-gen", "12,16",
             "--num-real", "20", "--batch-size", "8", "--device", "cpu", "--stats", str(tmp_path / "s.npz"),
             "--repeats", "2", "--out", str(out), "--save-images", str(tmp_path / "png")]
-    ganrepro(*args)
+    log = ganrepro(*args).stderr
+    # Progress in the log, per group of batches, for the real statistics and each seed's pass.
+    assert "real features toy: 8/20 images (" in log and "real features toy: 20/20 images (" in log
+    for seed in (0, 1):
+        assert re.search(rf"stylegan2 kimg 2 seed {seed}: 8/16 images \(\d+\.\d images/s, ETA (\d+:)?\d+:\d\d\)", log), log
+        assert f"stylegan2 kimg 2 seed {seed}: 16/16 images (" in log
     rec = json.loads(out.read_text())
     assert rec["extractor"]["sha256"] == inception.OFFLINE_SHA256
     assert (rec["num_real"], rec["num_gen"], rec["seed"], rec["fid_mode"]) == (20, [12, 16], 0, "clean")

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import SAFETY_TIMEOUT
 from ganrepro import config as cfgmod
 from ganrepro.report import claims as claimsmod
 from ganrepro.report import render as rendermod
@@ -353,7 +354,7 @@ def test_failed_compile_leaves_no_pdf(tmp_path):
     tex.with_suffix(".pdf").write_bytes(b"%PDF- an old one")
     tex.write_text("\\documentclass{article}\\begin{document}\\undefinedmacro\\end{document}\n")
     with pytest.raises(ReportError, match="latexmk failed"):
-        rendermod.compile_pdf(tex, timeout=120)
+        rendermod.compile_pdf(tex, timeout=SAFETY_TIMEOUT)
     assert not tex.with_suffix(".pdf").exists()
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, REPO, run
+from conftest import BIN, REPO, SAFETY_TIMEOUT, run
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def submitted_ids(output: str) -> list[str]:
 def test_the_whole_pipeline_goes_through_slurm_with_a_gpu_per_training_and_evaluation_job(workdir):
     models, kimg = ["stylegan2", "ganformer-duplex"], [0, 1]
     config = write_config(workdir, models, kimg)
-    proc = run(snakemake_args(workdir, config), cwd=workdir, timeout=1200)     # the default target
+    proc = run(snakemake_args(workdir, config), cwd=workdir)     # the default target
     out = proc.stdout + proc.stderr
 
     for target in snapshot_targets(models, kimg):
@@ -166,7 +166,7 @@ def test_cancelled_training_job_resumes_when_the_workflow_is_run_again(workdir):
                                  env=env, stdout=sink, stderr=subprocess.STDOUT)
         try:
             job_id, nimg = None, 0
-            deadline = time.monotonic() + 600
+            deadline = time.monotonic() + SAFETY_TIMEOUT        # a hang only: waits on the state file
             while time.monotonic() < deadline and first.poll() is None:
                 states = sorted(run_dir.glob("state/training-state-*.pt"))
                 nimg = int(states[-1].stem.rsplit("-", 1)[1]) if states else 0
@@ -178,7 +178,7 @@ def test_cancelled_training_job_resumes_when_the_workflow_is_run_again(workdir):
                         break
                 time.sleep(0.2)
             assert job_id, f"no running training job with a state past kimg 0 (nimg {nimg})"
-            first.wait(timeout=300)                 # Snakemake notices the cancelled job and stops
+            first.wait(timeout=SAFETY_TIMEOUT)      # Snakemake notices the cancelled job and stops
         finally:
             if first.poll() is None:
                 first.kill()
@@ -194,7 +194,7 @@ def test_cancelled_training_job_resumes_when_the_workflow_is_run_again(workdir):
     assert 0 < saved_nimg < kimg[-1] * 1000
 
     # The same command again (retries as the profile says) resumes from the saved state.
-    second = run(snakemake_args(workdir, config, *targets), cwd=workdir, timeout=600)
+    second = run(snakemake_args(workdir, config, *targets), cwd=workdir)
     out2 = second.stdout + second.stderr
     [resubmitted] = submitted_ids(out2)
     assert resubmitted != job_id

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
-import sys
-import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import BIN, REPO, ganrepro, png_bytes
+from conftest import BIN, REPO, SAFETY_TIMEOUT, ganrepro, png_bytes, wait_for_line, watchdog
 from ganrepro import config, data, models, training
 from ganrepro.training.state import ResumeError
 
@@ -59,10 +60,11 @@ def assert_same_weights(a: dict, b: dict):
 
 
 @pytest.mark.parametrize("model", list(HPARAMS))
-def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, tmp_path, model):
+def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, tmp_path, model, caplog):
     cfg = make_config(tmp_path, kimg=(0, 1))
     run = tmp_path / "run"
-    training.train(cfg, toy, model, run)
+    with caplog.at_level(logging.INFO, logger="ganrepro"):
+        training.train(cfg, toy, model, run)
     assert sorted(p.name for p in run.glob("snapshot-*.pt")) == ["snapshot-000000.pt", "snapshot-000001.pt"]
     assert sorted(p.name for p in run.glob("grid-*.png")) == ["grid-000000.png", "grid-000001.png"]
     assert Image.open(run / "grid-000001.png").size == (16, 16)          # 2 x 2 tiles of 8 px
@@ -74,6 +76,14 @@ def test_every_model_trains_with_snapshots_exactly_at_the_configured_kimg(toy, t
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["kimg"] for s in stats] == [0.504, 1.0]                    # ticks of 0.5 kimg, batch 8
     assert all(s["img_per_sec"] > 0 and s["sec_per_kimg"] > 0 and np.isfinite(s["loss_G"]) for s in stats)
+    # The log (what a Snakemake or SLURM log file shows) has one line per tick with the same numbers.
+    ticks = [r.getMessage() for r in caplog.records if " sec/kimg" in r.getMessage()]
+    assert len(ticks) == len(stats)
+    for line, s in zip(ticks, stats):
+        assert line.startswith(f"{model} kimg {s['kimg']:.3f}/1: {s['img_per_sec']:.1f} img/s, "
+                               f"{s['sec_per_kimg']:.1f} sec/kimg, loss G {s['loss_G']:.4f} D {s['loss_D']:.4f}"), line
+        assert re.search(r", ETA (\d+:)?\d+:\d\d$", line), line
+    assert ticks[-1].endswith("ETA 0:00")
     options = json.loads((run / "training_options.json").read_text())
     assert options["model"] == model and options["resolved"]["device"] == "cpu"
     assert "torch" in options["versions"]
@@ -98,43 +108,59 @@ def test_training_in_checkpoint_segments_equals_one_job(toy, tmp_path):
     assert sorted(p.name for p in parts.glob("snapshot-*.pt")) == ["snapshot-000001.pt", "snapshot-000002.pt"]
 
 
-def _train_cli(cfg_path, toy, run, **kw):
+def _train_cli(cfg_path, toy, run, model="ganformer-duplex", **kw):
+    # stderr (the log) joins stdout, so the test can wait on a line of it. A session of its
+    # own, so that a signal can reach every process of the run, as SLURM's does.
     return subprocess.Popen([str(BIN / "ganrepro"), "train", "--config", str(cfg_path), "--dataset", "toy",
-                             "--model", "ganformer-duplex", "--data", str(toy), "--out", str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                             "--model", model, "--data", str(toy), "--out", str(run)], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
-def _wait_for_state(run, at_least=1, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if len(list((run / "state").glob("training-state-*.pt"))) >= at_least:
-            return
-        time.sleep(0.05)
-    raise AssertionError("no training state appeared")
+def _stop_after_first_periodic_state(proc, signal_to) -> str:
+    """Wait for the log line of the first state after kimg 0, call `signal_to(proc)`, return the whole log."""
+    lines = []
+    with watchdog(proc):
+        wait_for_line(proc, r"kimg 0\.(?!000)\d+: training state saved", lines)
+        signal_to(proc)
+        lines += proc.stdout.readlines()
+        proc.wait()
+    assert proc.returncode != 0, "".join(lines)
+    return "".join(lines)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
-def test_interrupted_run_resumes_to_bitwise_identical_weights(toy, tmp_path, sig):
-    cfg = make_config(tmp_path, kimg=(0, 1))
-    straight = tmp_path / "straight"
-    training.train(cfg, toy, "ganformer-duplex", straight)
+def _finish(proc) -> str:
+    with watchdog(proc):
+        out, _ = proc.communicate()
+    return out
 
+
+@pytest.fixture(scope="module")
+def straight(toy, tmp_path_factory):
+    """The final state of an uninterrupted ganformer-duplex run to kimg 1."""
+    tmp = tmp_path_factory.mktemp("straight")
+    training.train(make_config(tmp, kimg=(0, 1)), toy, "ganformer-duplex", tmp / "run")
+    return final_state(tmp / "run")
+
+
+@pytest.mark.parametrize("sig, workers", [(signal.SIGTERM, 0), (signal.SIGKILL, 0), (signal.SIGTERM, 2)],
+                         ids=["SIGTERM", "SIGKILL", "SIGTERM-2-workers"])
+def test_interrupted_run_resumes_to_bitwise_identical_weights(toy, tmp_path, straight, sig, workers):
+    # The signal goes to every process of the run (the data-loader workers too), as SLURM sends it.
+    make_config(tmp_path, kimg=(0, 1), num_workers=workers)
     run = tmp_path / "interrupted"
-    proc = _train_cli(tmp_path / "config.yaml", toy, run)
-    _wait_for_state(run, at_least=2)           # past kimg 0 and at least one periodic state
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode != 0
+    out = _stop_after_first_periodic_state(_train_cli(tmp_path / "config.yaml", toy, run),
+                                           lambda proc: os.killpg(proc.pid, sig))
     if sig == signal.SIGTERM:
-        assert "stopped by signal 15" in err and "run the same command again to resume" in err
+        assert "stopped by signal 15" in out and "run the same command again to resume" in out
+        assert "Traceback" not in out and "killed by signal" not in out
     assert not (run / "snapshot-000001.pt").exists()
     # Snakemake deletes a failed job's outputs; the kept copy brings snapshot 0 back.
     (run / "snapshot-000000.pt").unlink()
     proc = _train_cli(tmp_path / "config.yaml", toy, run)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert "resuming from" in err
-    assert_same_weights(final_state(straight)["G_ema"], final_state(run)["G_ema"])
+    out = _finish(proc)
+    assert proc.returncode == 0, out
+    assert "resuming from" in out
+    assert_same_weights(straight["G_ema"], final_state(run)["G_ema"])
     assert (run / "snapshot-000000.pt").exists() and (run / "grid-000000.png").exists()
     kimgs = [json.loads(line)["kimg"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert kimgs == sorted(set(kimgs))          # no duplicated ticks after the resume
@@ -211,7 +237,7 @@ def test_two_process_ddp_run_is_valid(toy, tmp_path):
     proc = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
                            "-m", "ganrepro.cli", "train", "--config", str(tmp_path / "config.yaml"),
                            "--dataset", "toy", "--model", "stylegan2", "--data", str(toy), "--out", str(run)],
-                          capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
+                          capture_output=True, text=True, env=env, timeout=SAFETY_TIMEOUT, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     options = json.loads((run / "training_options.json").read_text())
     assert options["resolved"]["processes"] == 2
@@ -220,6 +246,49 @@ def test_two_process_ddp_run_is_valid(toy, tmp_path):
     G, meta = models.load_snapshot(run / "snapshot-000001.pt")
     assert meta["kimg"] == 1 and torch.isfinite(G(torch.randn(2, *G.z_shape))).all()
     assert final_state(run)["nimg"] == 1000
+
+
+def _rank_pids(parent: int) -> dict[int, int]:
+    """RANK -> pid of the processes torchrun `parent` started (from /proc)."""
+    ranks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            env = (stat.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue                     # gone meanwhile
+        rank = [e for e in env if e.startswith(b"RANK=")]
+        if ppid == parent and rank:
+            ranks[int(rank[0][5:])] = int(stat.parent.name)
+    return ranks
+
+
+def test_two_process_run_stopped_on_one_rank_saves_and_resumes_on_one_process(toy, tmp_path):
+    make_config(tmp_path, kimg=(0, 1))
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                             "-m", "ganrepro.cli", "train", "--config", str(tmp_path / "config.yaml"),
+                             "--dataset", "toy", "--model", "stylegan2", "--data", str(toy), "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+                            start_new_session=True)
+    # Only rank 1 gets the signal, the case where ranks that decided alone would hang:
+    # rank 1 in the state barrier, rank 0 in the next step's all-reduce.
+    out = _stop_after_first_periodic_state(proc, lambda proc: os.kill(_rank_pids(proc.pid)[1], signal.SIGTERM))
+    assert "stopped by signal 15" in out and "stopped by a stop signal to another process" in out, out
+    assert not (run / "snapshot-000001.pt").exists()
+    saved = final_state(run)["nimg"]
+    assert 0 < saved < 1000
+    # Resumed on another number of processes (one): the same batches, split differently.
+    proc = _train_cli(tmp_path / "config.yaml", toy, run, model="stylegan2")
+    out = _finish(proc)
+    assert proc.returncode == 0, out
+    assert f"resuming from {run / 'state'}/training-state-{saved:010d}.pt" in out
+    assert final_state(run)["nimg"] == 1000
+    G, meta = models.load_snapshot(run / "snapshot-000001.pt")
+    assert meta["kimg"] == 1 and torch.isfinite(G(torch.randn(2, *G.z_shape))).all()
+    kimgs = [json.loads(line)["kimg"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert kimgs == sorted(set(kimgs)) and kimgs[-1] == 1.0
 
 
 def test_bench_train_reports_sec_per_kimg_and_img_per_sec():

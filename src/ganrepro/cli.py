@@ -211,7 +211,7 @@ def _metric_options(fn):
 
 
 def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: bool = False):
-    from ganrepro.bench import resolve_device
+    from ganrepro.gpus import resolve as resolve_device      # a GPU of its own when several jobs share them
     from ganrepro.metrics import inception
     from ganrepro.metrics.features import Featurizer
 
@@ -240,7 +240,7 @@ def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: boo
 def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, out,
                      num_real, fid_mode, batch_size, weights_dir, device) -> None:
     """Measure one snapshot: FID/KID (clean-fid), Precision/Recall (k=3), IS where possible."""
-    from ganrepro.bench import resolve_device
+    from ganrepro.gpus import resolve as resolve_device      # a GPU of its own when several jobs share them
     from ganrepro.metrics import Options, evaluate, write_json
     from ganrepro.metrics.stats import default_path, parse_num_real
 

@@ -4,12 +4,14 @@ One schema (workflow/schemas/config.schema.yaml, shipped inside the package as
 ganrepro/schemas/config.schema.yaml) serves two users: Snakemake's validate() in the
 Snakefile and every `ganrepro` command that reads a config. This module turns the first
 schema violation into one sentence that names the key and what is allowed, fills in the
-defaults, and adds the checks JSON Schema cannot express (ascending kimg, min <= max).
+defaults, and adds the checks JSON Schema cannot express (ascending kimg, min <= max,
+the hyper-parameter and batch ranges of ganrepro.checks).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 from importlib import resources
@@ -20,6 +22,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
+from ganrepro import checks
 from ganrepro.errors import ConfigError
 
 SCHEMA_RESOURCE = "schemas/config.schema.yaml"
@@ -179,21 +182,27 @@ def _check(cfg: dict[str, Any]) -> None:
                           f"e.g. {sorted(set(kimg))}")
     for name, spec in cfg["datasets"].items():
         _check_dataset(name, spec)
-    for model, hparams in cfg["hparams"].items():
-        _check_hparams(model, hparams)
+    resolutions = {name: spec["resolution"] for name, spec in cfg["datasets"].items()}
+    full = {model: _check_hparams(model, cfg["hparams"].get(model, {}), resolutions)
+            for model in [*cfg["models"], *(m for m in cfg["hparams"] if m not in cfg["models"])]}
+    checks.check_batch(cfg["train"]["batch_size"], cfg["kimg"],
+                       {model: full[model]["mbstd_group"] for model in cfg["models"]})
 
 
-def _check_hparams(model: str, hparams: dict[str, Any]) -> None:
+def _check_hparams(model: str, hparams: dict[str, Any], resolutions: dict[str, int]) -> dict[str, Any]:
+    """Every hyper-parameter of `model` (defaults filled in), checked against its range."""
     fixed = sorted({"resolution", "channels"} & set(hparams))
     if fixed:
         raise ConfigError(f"config key 'hparams.{model}.{fixed[0]}' cannot be set: it comes "
                           "from the dataset (datasets.NAME.resolution / channels)")
-    from ganrepro.models import resolve_hparams   # imports torch: only when there is something to check
+    from ganrepro.models import resolve_hparams   # imports torch: the defaults live in the registry
 
     try:
-        resolve_hparams(model, **hparams)
+        full = dataclasses.asdict(resolve_hparams(model, **hparams))
     except ConfigError as err:
         raise ConfigError(f"config key 'hparams.{model}': {err}") from None
+    checks.check_hparams(model, full, resolutions)
+    return full
 
 
 # ---------------------------------------------------------------------------- public API

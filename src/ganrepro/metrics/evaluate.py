@@ -21,7 +21,6 @@ from typing import Iterator
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from ganrepro import __version__
 from ganrepro.data import store
@@ -30,6 +29,7 @@ from ganrepro.files import atomic_write_text
 from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
+from ganrepro.progress import logged
 from ganrepro.training.grids import to_uint8
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,7 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
             batches = generate(G, total, seed, opts.batch_size, device)
             if opts.save_images and seed == opts.seed:
                 batches = _save_pngs(batches, Path(opts.save_images))
-            batches = tqdm(batches, total=-(-total // opts.batch_size), unit="batch", mininterval=5,
-                           desc=f"{meta['model']} kimg {meta['kimg']} seed {seed}")
+            batches = logged(batches, total, f"{meta['model']} kimg {meta['kimg']} seed {seed}", log)
             feats, probs = featurizer.run(batches)
             values, unavailable = _scores(opts, extractor, real, feats, probs, seed, device)
             per_seed.append(values)

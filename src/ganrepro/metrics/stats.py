@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ganrepro.data import store
 from ganrepro.errors import MetricsError
 from ganrepro.metrics import scores
 from ganrepro.metrics.features import Featurizer, dataset_batches
+from ganrepro.progress import logged
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ def compute(data_dir: Path, manifest: store.Manifest, num_real: int | None, feat
         indices = np.sort(np.random.default_rng(SUBSET_SEED).choice(n, num_real, replace=False))
     key = cache_key(manifest, num_real, featurizer.mode, featurizer.extractor.sha256)
     t0 = time.perf_counter()
-    batches = tqdm(dataset_batches(images, indices, batch_size), total=-(-len(indices) // batch_size),
-                   desc=f"real features {manifest.name}", unit="batch", mininterval=5)
+    batches = logged(dataset_batches(images, indices, batch_size), len(indices),
+                     f"real features {manifest.name}", log)
     feats, _ = featurizer.run(batches)
     log.info("features of %d real images in %.1f s", len(feats), time.perf_counter() - t0)
     mu, sigma = scores.mean_cov(feats)

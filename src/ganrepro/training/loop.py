@@ -22,11 +22,14 @@ from typing import Any
 import numpy as np
 import torch
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ganrepro import models
+from ganrepro import gpus, models
+from ganrepro.checks import check_batch
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
+from ganrepro.progress import tick_line
 from ganrepro.training import distributed, losses
 from ganrepro.training.grids import grid_latents, save_attention_figure, save_grid
 from ganrepro.training.run_files import RunFiles, environment
@@ -62,6 +65,16 @@ def essential_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def options_hash(options: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(essential_options(options), sort_keys=True).encode()).hexdigest()[:16]
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # A data-loader worker: the main process decides when to stop (after saving the state)
+    # and ends the workers itself; a worker killed by the signal would abort the step.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _step_seed(seed: int, rank: int, nimg: int) -> int:
@@ -101,11 +114,11 @@ class BatchPlan(torch.utils.data.Sampler):
         return sum(1 for _ in self.sizes())
 
 
-def _device(choice: str, dist: distributed.Context) -> torch.device:
+def _device(choice: str) -> torch.device:
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise GanreproError("train.device is cuda but no CUDA device is available; use auto or cpu")
-        return torch.device("cuda", dist.local_rank)
+        return gpus.process_device()        # the only GPU, or one no other job has claimed
     return torch.device("cpu")
 
 
@@ -123,11 +136,10 @@ class Trainer:
         self.hash = options_hash(self.options)
         self.t = t = cfg["train"]
         self.dist, self.model, self.seed = dist, model, seed
-        self.device = _device(t["device"], dist)
+        self.device = _device(t["device"])
         self.files = RunFiles(Path(out))
-        if t["batch_size"] % dist.world:
-            raise GanreproError(f"train.batch_size {t['batch_size']} must be a multiple of the "
-                                f"number of processes ({dist.world})")
+        self.targets = [k * 1000 for k in cfg["kimg"]]
+        self._check_batch(0)
         bf16 = t["precision"] == "bf16" or (t["precision"] == "auto" and self.device.type == "cuda"
                                              and torch.cuda.is_bf16_supported())
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
@@ -161,9 +173,13 @@ class Trainer:
         self.dataset = ImageDataset(dataset_dir, xflip=t["xflip"])
         self.nimg, self.steps = 0, 0
         self.pl_mean = torch.zeros([], device=self.device)
-        self.targets = [k * 1000 for k in cfg["kimg"]]
         self.z_grid = grid_latents(self.G, t["grid"], self.seed)
         self.stop_signal: int | None = None
+
+    def _check_batch(self, start: int) -> None:
+        # Only now is the number of processes known; a resumed run may have another one.
+        check_batch(self.t["batch_size"], [n // 1000 for n in self.targets],
+                    {self.model: self.options["hparams"]["mbstd_group"]}, self.dist.world, start)
 
     # -- state -------------------------------------------------------------------------
     def resume(self) -> bool:
@@ -181,11 +197,12 @@ class Trainer:
 
     def save_state(self) -> None:
         if self.dist.rank == 0:
-            save_state(self.files.state, self.nimg, {
+            path = save_state(self.files.state, self.nimg, {
                 "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
                 "steps": self.steps, "pl_mean": self.pl_mean.cpu(),
                 "options_hash": self.hash, "options": essential_options(self.options)})
+            log.info("kimg %.3f: training state saved to %s", self.nimg / 1000, path)
         self.dist.barrier()
 
     def write_snapshot(self) -> None:
@@ -296,7 +313,21 @@ class Trainer:
                 f"snapshot ({kept or 'none yet'}) and training state in {self.files.state}")
 
     def run(self) -> None:
+        # The stop signals (SLURM's SIGTERM at walltime or scancel, Ctrl-C's SIGINT) only set
+        # a flag: the step finishes and the state is saved before the run stops. The data
+        # workers ignore them (SLURM signals every process of the job), so no batch is lost.
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
+        try:
+            with logging_redirect_tqdm():         # log lines above the bar on a terminal
+                self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> None:
         resumed = self.resume()
+        if resumed:
+            self._check_batch(self.nimg)
         if self.dist.rank == 0:
             self.files.write_options({**self.options, "options_hash": self.hash,
                                       "resumed_from_kimg": self.nimg / 1000 if resumed else None,
@@ -312,11 +343,12 @@ class Trainer:
                          self.dist.rank, self.dist.world)
         loader = torch.utils.data.DataLoader(
             self.dataset, batch_sampler=plan, num_workers=self.t["num_workers"],
-            pin_memory=self.device.type == "cuda", persistent_workers=False)
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            worker_init_fn=_ignore_stop_signals)
         acc = {k: torch.zeros([], device=self.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
         tick = {"nimg": self.nimg, "time": time.perf_counter(), "steps": 0}
         tick_n, state_n = self.t["tick_kimg"] * 1000, self.t["state_kimg"] * 1000
-        previous = signal.signal(signal.SIGTERM, self._on_signal)
+        agreement = distributed.StopAgreement(self.dist, self.device)
         bar = tqdm(total=self.targets[-1] / 1000, initial=self.nimg / 1000, unit="kimg",
                    desc=f"{self.model}", disable=None if self.dist.rank == 0 else True,
                    bar_format="{l_bar}{bar}| {n:.3f}/{total:.0f} kimg [{elapsed}<{remaining}]")
@@ -328,23 +360,28 @@ class Trainer:
                 bar.update(size / 1000)
                 crossed = lambda every: every and self.nimg // every > before // every  # noqa: E731
                 at_target = self.nimg in self.targets
-                if at_target or crossed(tick_n) or crossed(state_n) or self.stop_signal:
+                stopping = agreement.stop_now(self.stop_signal is not None)   # the same on every rank
+                if at_target or crossed(tick_n) or crossed(state_n) or stopping:
                     self._check_finite(acc)
                 if crossed(tick_n) or at_target:
                     self._log_tick(acc, tick)
                 if at_target:
                     self.write_snapshot()
-                if at_target or crossed(state_n) or self.stop_signal:
+                if at_target or crossed(state_n) or stopping:
                     self.save_state()
-                if self.stop_signal:
+                if stopping:
+                    why = (f"signal {self.stop_signal}" if self.stop_signal is not None
+                           else "a stop signal to another process")
                     raise TrainingError(
-                        f"stopped by signal {self.stop_signal} at kimg {self.nimg / 1000:.3f}; the state "
-                        f"is saved in {self.files.state}: run the same command again to resume")
+                        f"stopped by {why} at kimg {self.nimg / 1000:.3f}; the state is saved in "
+                        f"{self.files.state}: run the same command again to resume")
         finally:
+            agreement.close()
             bar.close()
-            signal.signal(signal.SIGTERM, previous)
 
-    def _on_signal(self, signum, _frame) -> None:
+    def _on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.stop_signal == signal.SIGINT:
+            signal.default_int_handler(signum, frame)     # a second Ctrl-C: stop at once
         self.stop_signal = signum            # finish the step, save the state, then stop
 
     def _log_tick(self, acc: dict, tick: dict) -> None:
@@ -369,6 +406,7 @@ class Trainer:
                   "time": round(time.time(), 3)}
         if self.dist.rank == 0:
             self.files.append_stats(record)
+            log.info("%s", tick_line(self.model, record, self.targets[-1] / 1000))
         tick.update(nimg=self.nimg, time=time.perf_counter(), steps=0)
 
 

@@ -49,7 +49,10 @@ def set_rng_states(states: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        # Every step reseeds from (seed, rank, images seen), so these matter little; a resume on
+        # a machine with fewer GPUs restores the devices it has.
+        for device, state in enumerate(states["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(state, device)
 
 
 def save_state(folder: Path, nimg: int, payload: dict[str, Any]) -> Path:

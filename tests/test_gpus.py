@@ -1,0 +1,75 @@
+"""One GPU per process on a shared workstation: the choice, and the claims behind it.
+
+No GPU is needed: devices are named by made-up UUIDs, and the claims are real flocks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import watchdog, wait_for_line
+from ganrepro.errors import GanreproError
+from ganrepro.gpus import choose_device, claim_device
+
+GPUS = ["GPU-aaaa", "GPU-bbbb", "GPU-cccc"]
+
+
+def test_the_first_device_no_other_process_claimed_is_chosen():
+    assert choose_device(GPUS, set()) == 0
+    assert choose_device(GPUS, {"GPU-aaaa"}) == 1
+    assert choose_device(GPUS, {"GPU-aaaa", "GPU-bbbb"}) == 2
+    assert choose_device(GPUS, {"GPU-bbbb"}) == 0
+    # Indices are this process's (after CUDA_VISIBLE_DEVICES); claims are by UUID, so a job
+    # that sees other devices is not blocked by a claim on a GPU it cannot see.
+    assert choose_device(["GPU-dddd"], {"GPU-aaaa"}) == 0
+
+
+def test_all_devices_claimed_is_one_sentence_with_what_to_do():
+    with pytest.raises(GanreproError, match=r"^all 3 visible GPUs are in use by other ganrepro processes .*"
+                                            r"run at most that many GPU jobs at once \(snakemake --resources gpu=3\)$"):
+        choose_device(GPUS, set(GPUS))
+
+
+def test_claims_give_each_holder_its_own_device_until_it_lets_go(tmp_path):
+    first = claim_device(GPUS, tmp_path)
+    second = claim_device(GPUS, tmp_path)
+    third = claim_device(GPUS, tmp_path)
+    assert [c.index for c in (first, second, third)] == [0, 1, 2]
+    with pytest.raises(GanreproError, match="all 3 visible GPUs are in use"):
+        claim_device(GPUS, tmp_path)
+    os.close(second.fd)                              # its process ended
+    assert claim_device(GPUS, tmp_path).index == 1
+    assert (tmp_path / "gpu-GPU-aaaa.lock").read_text() == f"{os.getpid()}\n"
+
+
+HOLD = """
+import sys
+from pathlib import Path
+from ganrepro.gpus import claim_device
+claim = claim_device({gpus!r}, Path({folder!r}))
+print("claimed", claim.index, flush=True)
+sys.stdin.read()                                     # hold the claim until killed
+"""
+
+
+def test_a_killed_job_frees_its_device(tmp_path):
+    job = subprocess.Popen([sys.executable, "-c", HOLD.format(gpus=GPUS[:2], folder=str(tmp_path))],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_line(job, r"claimed (\d)", []).group(1) == "0"
+        mine = claim_device(GPUS[:2], tmp_path)
+        assert mine.index == 1                       # the other job's GPU is skipped
+        with pytest.raises(GanreproError):
+            claim_device(GPUS[:2], tmp_path)
+        job.send_signal(signal.SIGKILL)              # no clean-up runs: the kernel drops the lock
+        with watchdog(job):
+            job.wait()
+        assert claim_device(GPUS[:2], tmp_path).index == 0
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
