@@ -72,7 +72,7 @@ def hp(model, **values):
     (hp("stylegan2", mapping_lr_mul=0), ["'hparams.stylegan2.mapping_lr_mul' must be > 0 (got 0.0)"]),
     (hp("ganformer-duplex", attention_dropout=1), ["'hparams.ganformer-duplex.attention_dropout' must be >= 0 and < 1"]),
     (hp("ganformer-duplex", start_res=6), ["'hparams.ganformer-duplex.start_res' must be a power of two >= 4 (got 6)"]),
-    (hp("ganformer-duplex", pos_dim=6), ["'hparams.ganformer-duplex.pos_dim' must be a multiple of 4"]),
+    (hp("ganformer-duplex", pos_dim=6), ["'hparams.ganformer-duplex.pos_dim' must be 0 (= w_dim, official) or a multiple of 4"]),
     (hp("ganformer-duplex", kmeans_iters=0), ["'hparams.ganformer-duplex.kmeans_iters' must be >= 1"]),
     (hp("ganformer-simplex", start_res=32, end_res=16),
      ["'hparams.ganformer-simplex.start_res' (32) must not exceed 'hparams.ganformer-simplex.end_res' (16)"]),

@@ -39,7 +39,7 @@ HPARAM_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "start_res": (_power_of_two_from(4), "a power of two >= 4"),
     "end_res": (_power_of_two_from(4), "a power of two >= 4"),
     "kmeans_iters": _POSITIVE_INT,
-    "pos_dim": (lambda v: v >= 4 and v % 4 == 0, "a multiple of 4 (>= 4)"),
+    "pos_dim": (lambda v: v == 0 or (v >= 4 and v % 4 == 0), "0 (= w_dim, official) or a multiple of 4 (>= 4)"),
 }
 
 
