@@ -145,8 +145,10 @@ class Trainer:
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
         self.options["resolved"] = {"device": str(self.device), "precision": "bf16" if bf16 else "fp32",
                                     "processes": dist.world}
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        # TF32 matmuls only where lower precision was asked for: the official recipe is fp32.
+        tf32 = self.device.type == "cuda" and t["precision"] != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+        self.options["resolved"]["tf32"] = tf32
         self.fmt = torch.channels_last if t["channels_last"] else torch.contiguous_format
 
         torch.manual_seed(self.seed)                                   # initial weights
