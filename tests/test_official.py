@@ -26,8 +26,12 @@ GENERATORS += ["ganformer-duplex-clevr-16",            # the official CLEVR pres
 
 @pytest.fixture(scope="module")
 def fixtures():
+    # One thread, as the fixtures were made; restored after, so that later tests (which
+    # compare in-process runs with subprocesses bitwise) run at the usual thread count.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return torch.load(FIXTURE, weights_only=True)
+    yield torch.load(FIXTURE, weights_only=True)
+    torch.set_num_threads(threads)
 
 
 def converted_generator(record: dict):

@@ -93,12 +93,15 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
         return out, jobs
 
     cfg = resolve(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
-    d, m, k = len(cfg["datasets"]), len(cfg["models"]), len(cfg["kimg"])
+    d, m, k, s = len(cfg["datasets"]), len(cfg["models"]), len(cfg["kimg"]), len(cfg["seeds"])
     out, jobs = dry_run()
-    runtime = {"prepare_dataset": "240", "train": "1440", "real_stats": "120", "evaluate": "120"}
+    runtime = {"prepare_dataset": "240", "train": "1440", "real_stats": "120", "evaluate": "120",
+               "bench_throughput": "60"}
     jobs = [job for job in jobs if job[0] in runtime]     # the report rules run locally
     count = {rule: sum(r == rule for r, _, _ in jobs) for rule in runtime}
-    assert count == {"prepare_dataset": d, "train": d * m, "real_stats": d, "evaluate": d * m * k}, out
+    # one training job per checkpoint interval (train.segments) of each seed's run
+    assert count == {"prepare_dataset": d, "train": d * m * s * k, "real_stats": d, "evaluate": d * m * s * k,
+                     "bench_throughput": d}, out
     for rule, res, shell in jobs:
         assert res["slurm_partition"] == "main" and res["runtime"] == runtime[rule], (rule, res)
         if rule == "prepare_dataset":
@@ -112,7 +115,7 @@ def test_slurm_profile_resolves_the_dag(tmp_path):
     # Several GPUs for one training job: torchrun with one process per GPU.
     _, jobs = dry_run("--set-resources", "train:gpu=2", "train:cpus_per_gpu=4")
     trains = [(res, shell) for rule, res, shell in jobs if rule == "train"]
-    assert len(trains) == d * m
+    assert len(trains) == d * m * s * k
     for res, shell in trains:
         assert (res["gpu"], res["cpus_per_gpu"]) == ("2", "4")
         assert shell.startswith("torchrun --standalone --nproc-per-node 2 -m ganrepro.cli train "), shell
