@@ -9,6 +9,7 @@ models must give the same mapped latents, images, attention maps and logits.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,13 +25,31 @@ GENERATORS += ["ganformer-duplex-clevr-16",            # the official CLEVR pres
                "ganformer-simplex-2heads-16", "ganformer-duplex-2heads-16"]   # --num-heads 2
 
 
+def unpack(x):
+    """The inverse of build_fixtures.pack: tables of tensors back from one flat tensor each."""
+    if isinstance(x, dict) and "packed_data" in x:
+        out, offset = {}, 0
+        for name, shape in zip(x["packed_names"], x["packed_shapes"]):
+            n = 1
+            for s in shape:
+                n *= s
+            out[name] = x["packed_data"][offset:offset + n].reshape(shape).clone()
+            offset += n
+        return out
+    if isinstance(x, dict):
+        return {k: unpack(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [unpack(v) for v in x]
+    return x
+
+
 @pytest.fixture(scope="module")
 def fixtures():
     # One thread, as the fixtures were made; restored after, so that later tests (which
     # compare in-process runs with subprocesses bitwise) run at the usual thread count.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield torch.load(FIXTURE, weights_only=True)
+    yield unpack(torch.load(FIXTURE, weights_only=True))
     torch.set_num_threads(threads)
 
 
@@ -100,7 +119,10 @@ def test_the_fixture_would_notice_a_missing_piece(fixtures):
 
 # -- one training step -------------------------------------------------------------------
 STEPS = ["step-stylegan2", "step-ganformer-simplex", "step-ganformer-duplex"]
-ZERO_GRAD = 1e-7         # below this a first-step gradient is round-off (see the test)
+# Below this a first-step gradient is round-off (see the test). In these fixtures the
+# gradients that are 0 in exact arithmetic (attention key biases) reach 1.8e-7, and every
+# other gradient tensor's largest element exceeds 1e-5.
+ZERO_GRAD = 3e-7
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +189,7 @@ def test_one_training_step_updates_the_weights_as_the_official_step(fixtures, st
 
     res = record["resolution"]
     # Adam's first step is lr * g / (|g| + eps): where the true gradient is 0 (the key biases
-    # of attention: softmax ignores a shift shared by all keys) it turns round-off of ~1e-9
+    # of attention: softmax ignores a shift shared by all keys) it turns round-off (up to ~2e-7 here)
     # into steps of up to ~lr/10 in both codes alike. Elements with |g| <= ZERO_GRAD are
     # checked through their gradient (exp_avg, below: ~0 in both) instead of their value.
     grad_G = official.generator(record["G_exp_avg"])
@@ -196,7 +218,9 @@ def test_one_training_step_updates_the_weights_as_the_official_step(fixtures, st
 
 
 def test_bench_official_names_a_folder_that_is_not_the_official_code(tmp_path):
-    from conftest import ganrepro
-    proc = ganrepro("bench", "official", "--official", str(tmp_path), check=False)
+    from conftest import run
+    script = Path(__file__).parent / "fixtures" / "official" / "bench_official.py"
+    proc = run([sys.executable, str(script), "--official", str(tmp_path)], check=False)
     assert proc.returncode != 0
     assert "is not the official code's pytorch_version folder" in proc.stderr
+    assert "Traceback" not in proc.stderr

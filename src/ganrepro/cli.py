@@ -371,21 +371,6 @@ def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps,
     click.echo(f"wrote {out}")
 
 
-@bench_group.command("official")
-@click.option("--official", "official_path", required=True, type=click.Path(exists=True, file_okay=False),
-              help="The official GANformer code's pytorch_version folder (github.com/dorarad/gansformer).")
-@click.option("--model", "models_", multiple=True, default=("stylegan2", "ganformer-simplex", "ganformer-duplex"),
-              show_default=True)
-@click.option("--steps", default=5, show_default=True, type=click.IntRange(1))
-@click.option("--warmup/--no-warmup", default=True, show_default=True)
-def bench_official(official_path, models_, steps, warmup) -> None:
-    """Training iterations of ganrepro and the official code side by side (CPU, one process)."""
-    from ganrepro.bench import bench_official as run
-
-    for line in run(official_path, models_, steps, warmup):
-        click.echo(line)
-
-
 @bench_group.command("metrics")
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
               default=("default", "paper64"), show_default=True, help="Generator setting(s) to time.")
