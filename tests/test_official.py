@@ -9,6 +9,7 @@ models must give the same mapped latents, images, attention maps and logits.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -30,9 +31,7 @@ def unpack(x):
     if isinstance(x, dict) and "packed_data" in x:
         out, offset = {}, 0
         for name, shape in zip(x["packed_names"], x["packed_shapes"]):
-            n = 1
-            for s in shape:
-                n *= s
+            n = math.prod(shape)
             out[name] = x["packed_data"][offset:offset + n].reshape(shape).clone()
             offset += n
         return out

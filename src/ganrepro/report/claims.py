@@ -220,14 +220,11 @@ def check(data: Inputs, models: list[str]) -> list[Claim]:
 def final_fid(m: Measurement, suffix: str) -> float | str:
     """FID at a run's last checkpoint: the mean over the sampling seeds when measured under
     several (metrics.repeats), else the one value; a string says why there is none."""
-    value = m.get("FID", suffix)
+    value = m.run_value("FID", suffix)
     if value is None:
         return f"{m.path} has no fid{suffix} (is fid in metrics.names?)"
     if isinstance(value, Unavailable):
         return f"fid{suffix} was not measured: {value.reason}"
-    entry = m.noise.get(("FID", suffix))
-    if entry and entry.get("values") and len(entry["values"]) > 1:
-        return float(entry["mean"])
     return value
 
 

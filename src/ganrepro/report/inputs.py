@@ -75,6 +75,15 @@ class Measurement:
     def get(self, quantity: str, suffix: str) -> Value | None:
         return self.values.get((quantity, suffix))
 
+    def run_value(self, quantity: str, suffix: str) -> Value | None:
+        """The value that stands for this snapshot across sampling seeds: the mean over them
+        where it was measured under several (metrics.repeats), else the one measurement."""
+        value = self.get(quantity, suffix)
+        entry = self.noise.get((quantity, suffix))
+        if isinstance(value, float) and entry and len(entry.get("values") or []) > 1:
+            return float(entry["mean"])
+        return value
+
     def std(self, quantity: str, suffix: str) -> float | None:
         entry = self.noise.get((quantity, suffix))
         return float(entry["std"]) if entry and entry.get("std") is not None else None

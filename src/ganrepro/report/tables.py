@@ -73,19 +73,9 @@ def _final_suffix(m: Measurement) -> str | None:
     return max(found, key=suffix_count) if found else None
 
 
-def last_value(m: Measurement, quantity: str, suffix: str) -> Value | None:
-    """A run's value at its last checkpoint: the mean over the sampling seeds where it was
-    measured under several (metrics.repeats), else the one measurement."""
-    value = m.get(quantity, suffix)
-    entry = m.noise.get((quantity, suffix))
-    if isinstance(value, float) and entry and len(entry.get("values") or []) > 1:
-        return float(entry["mean"])
-    return value
-
-
 def seed_values(results: Results, dataset: str, model: str, quantity: str, suffix: str) -> dict[int, Value | None]:
     """training seed -> the run's value at the last checkpoint."""
-    return {s: last_value(results.last(dataset, model, s), quantity, suffix) for s in results.seeds}
+    return {s: results.last(dataset, model, s).run_value(quantity, suffix) for s in results.seeds}
 
 
 def across_seeds(values: dict[int, Value | None], quantity: str, notes: Notes) -> tuple[dict[str, Any], str]:
@@ -193,7 +183,7 @@ def noise_table(results: Results) -> Table:
                                                                  if k[0] == "FID" and isinstance(v, float)},
                           key=lambda k: (suffix_count(k[1]), QUANTITIES.index(k[0])))
             for q, s in keys:
-                per_seed = {m.seed: last_value(m, q, s) for m in lasts}
+                per_seed = {m.seed: m.run_value(q, s) for m in lasts}
                 numbers = [v for v in per_seed.values() if isinstance(v, float)]
                 if not numbers:
                     continue
