@@ -156,6 +156,21 @@ def test_an_edit_reruns_only_the_jobs_it_concerns(finished):
     assert plan["train"] == len(TINY["models"]) * len(TINY["seeds"]) * len(TINY["kimg"]), plan
     assert plan["real_stats"] == 1 and plan["bench_throughput"] == 1
 
+    # A dataset's own recipe key: its training again, not its preparation.
+    cfg = copy.deepcopy(TINY)
+    cfg["datasets"]["tiny"]["train"] = {"r1_gamma": 0.5}
+    plan = _planned(work, cfg)
+    assert set(plan) - REPORT_RULES == {"train", "evaluate", "bench_throughput"}, plan
+    assert plan["train"] == len(TINY["models"]) * len(TINY["seeds"]) * len(TINY["kimg"]), plan
+
+    # One model's hyper-parameter for this dataset: that model's jobs only.
+    cfg = copy.deepcopy(TINY)
+    model = TINY["models"][-1]
+    cfg["datasets"]["tiny"]["hparams"] = {model: {"mbstd_group": 2}}
+    plan = _planned(work, cfg)
+    assert set(plan) - REPORT_RULES == {"train", "evaluate", "bench_throughput"}, plan
+    assert plan["train"] == len(TINY["seeds"]) * len(TINY["kimg"]), plan
+
 
 def test_after_an_interruption_only_what_is_missing_is_redone(finished):
     """As if the run had been stopped during one evaluation: that metrics file and

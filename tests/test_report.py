@@ -5,6 +5,7 @@ must never need one (parameter counts come from the run files)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -19,11 +20,12 @@ from PIL import Image
 
 from conftest import SAFETY_TIMEOUT
 from ganrepro import config as cfgmod
+from ganrepro import models, presets
 from ganrepro.report import claims as claimsmod
 from ganrepro.report import render as rendermod
 from ganrepro.report.cli import COMMANDS
 from ganrepro.report.figures import write_figures
-from ganrepro.report.inputs import ReportError, Results, load_published
+from ganrepro.report.inputs import ReportError, Results, load_published, model_label
 from ganrepro.report.latex import latex_escape
 from ganrepro.report.tables import write_tables
 
@@ -103,10 +105,13 @@ def make_run(root: Path, cfg: dict, fids: dict[str, list[float]], stds: dict[str
                 {"kimg": t, "loss_G": 1.0 + t / 10, "loss_D": 1.2 - t / 10, "r1": 0.1, "pl": None,
                  "sec_per_kimg": 50.0, "img_per_sec": 20.0, "peak_mem_mb": 1000 + t,
                  "lr_G": 0.002, "lr_D": 0.002, "time": 0}) + "\n" for t in (1, 2, 3, 4)))
+            # As the training writes it: effective recipe, every hyper-parameter, departures.
+            hparams = dataclasses.asdict(models.resolve_hparams(model, **cfg["hparams"].get(model, {}), resolution=8))
             run.joinpath("training_options.json").write_text(json.dumps({
-                "model": model, "hparams": cfg["hparams"][model], "seed": seed,
+                "model": model, "hparams": hparams, "seed": seed, "train": cfg["train"], "preset": "none",
                 "resolved": {"device": "cpu", "precision": "fp32", "processes": 1,
-                             "parameters": {"G": 123456, "D": 65432}},
+                             "parameters": {"G": 123456, "D": 65432},
+                             "departures": presets.departures(model, "none", hparams, cfg["train"], "fp32")},
                 "versions": {"ganrepro": "0.1.0", "torch": "x", "python": "3.11"}, "host": "testhost",
                 "git_commit": "deadbeef", "cuda_device": None}))
             for bench in Results(cfg, root).train_benchmark_paths(DATASET, model, seed):
@@ -278,6 +283,25 @@ def _stage(tmp_path, cfg=None) -> tuple[Results, Path]:
     return results, tex
 
 
+def test_departures_from_the_official_code_are_listed_and_none_is_said_so(tmp_path):
+    results, tex = _stage(tmp_path / "tiny")
+    table = pd.read_csv(tmp_path / "tiny/results/tables/departures.csv")
+    rows = {(r.Setting, r.Models): (str(r[3]), str(r[4])) for r in table.itertuples(index=False)}
+    # one row for the three models: the same departure
+    assert rows[("hparams.channel_max", ", ".join(map(model_label, MODELS)))] == ("512", "16")
+    assert ("512", "16") == next(v for (k, m), v in rows.items() if k == "hparams.z_dim")
+    assert "tab:departures" in tex.read_text()
+
+    cfg = make_config()
+    cfg["hparams"] = {}                       # the official networks and recipe
+    results, tex = _stage(tmp_path / "official", cfg)
+    assert len(pd.read_csv(tmp_path / "official/results/tables/departures.csv")) == 0
+    text = tex.read_text()
+    assert "No setting of this run departs" in text and "tables/departures.tex" not in text
+    hparams = pd.read_csv(tmp_path / "official/results/tables/hparams.csv").set_index("Hyper-parameter")
+    assert hparams.loc["Latent components", "This run"] == "16" and hparams.loc["Integration", "This run"] == "mul"
+
+
 def test_strict_undefined_fails_loudly(tmp_path):
     (tmp_path / "t.tex.j2").write_text(r"FID \VAR{fid|num} and \VAR{missing_value}" + "\n")
     env = rendermod.make_environment(tmp_path)
@@ -293,7 +317,7 @@ def test_rendered_report_includes_only_existing_graphics(tmp_path):
     text = tex.read_text()
     graphics = re.findall(r"\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}", text)
     inputs = re.findall(r"\\input\{([^}]*)\}", text)
-    assert len(graphics) >= 2 + 3 + 2 and len(inputs) == 10
+    assert len(graphics) >= 2 + 3 + 2 and len(inputs) == 11      # the departures table too (tiny widths)
     for rel in graphics + inputs:
         assert (tex.parent / rel).is_file(), rel
     assert r"\VAR" not in text and r"\BLOCK" not in text

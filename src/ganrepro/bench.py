@@ -227,13 +227,13 @@ def throughput(cfg: dict, dataset_dir: str | Path, rounds: int, steps: int) -> d
     from ganrepro.training.distributed import Context
     from ganrepro.training.loop import Trainer
 
-    batch = cfg["train"]["batch_size"]
     cfg = {**cfg, "train": {**cfg["train"], "num_workers": 0}}
     with tempfile.TemporaryDirectory() as tmp:
         trainers, steps_of = {}, {}
         for model in cfg["models"]:
             torch.manual_seed(0)
             trainers[model] = Trainer(cfg, Path(dataset_dir), model, Path(tmp) / model, Context(), seed=0)
+            batch = trainers[model].t["batch_size"]      # the dataset's own, where it sets one
             steps_of[model] = _step_functions(trainers[model], batch)
             for fn in steps_of[model]:                # warm-up, untimed
                 fn()

@@ -53,10 +53,11 @@ def _list(values: Iterable[int]) -> str:
     return ", ".join(map(str, values[:-1])) + f" or {values[-1]}" if len(values) > 1 else str(values[0])
 
 
-def check_hparams(model: str, hp: dict[str, Any], datasets: dict[str, int]) -> None:
+def check_hparams(model: str, hp: dict[str, Any], datasets: dict[str, int], prefix: str = "hparams") -> None:
     """`hp`: every hyper-parameter of `model` (defaults included); `datasets`: name ->
-    resolution of each dataset it will be trained on."""
-    key = lambda name: f"config key 'hparams.{model}.{name}'"    # noqa: E731
+    resolution of each dataset it will be trained on; `prefix`: where the config sets them
+    (`hparams`, or `datasets.NAME.hparams` for one dataset's own)."""
+    key = lambda name: f"config key '{prefix}.{model}.{name}'"    # noqa: E731
     for name, value in hp.items():
         if name in HPARAM_RANGES and not HPARAM_RANGES[name][0](value):
             raise ConfigError(f"{key(name)} must be {HPARAM_RANGES[name][1]} (got {value})")
@@ -64,7 +65,7 @@ def check_hparams(model: str, hp: dict[str, Any], datasets: dict[str, int]) -> N
         return
     if hp["start_res"] > hp["end_res"]:
         raise ConfigError(f"{key('start_res')} ({hp['start_res']}) must not exceed "
-                          f"'hparams.{model}.end_res' ({hp['end_res']})")
+                          f"'{prefix}.{model}.end_res' ({hp['end_res']})")
     for dataset, res in datasets.items():
         layers = [r for r in (2 ** i for i in range(2, res.bit_length())) if hp["start_res"] <= r <= hp["end_res"]]
         if not layers:

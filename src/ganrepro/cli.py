@@ -289,12 +289,18 @@ def models_group() -> None:
 @click.option("--resolution", "resolutions", multiple=True, type=int, default=(64, 256), show_default=True,
               help="Image resolution(s) to count at (repeatable).")
 @click.option("--defaults", is_flag=True, help="List every hyper-parameter with its value too.")
-def models_params(config_path, resolutions, defaults) -> None:
+@click.option("--dataset", help="Apply this dataset's preset and overrides too (default: the top-level hparams).")
+def models_params(config_path, resolutions, defaults, dataset) -> None:
     """Parameter counts of G and D for every model, as the config builds them."""
-    from ganrepro import models
+    from ganrepro import models, presets
 
     cfg = cfgmod.load(config_path)
-    click.echo(f"{'model':<18} {'res':>5} {'G params':>12} {'D params':>12}   (hparams from {config_path})")
+    if dataset is not None:
+        if dataset not in cfg["datasets"]:
+            raise ConfigError(f"--dataset {dataset!r} is not in {config_path}; allowed: {', '.join(cfg['datasets'])}")
+        cfg = presets.for_dataset(cfg, dataset)
+    where = f"{config_path}, dataset {dataset}" if dataset else config_path
+    click.echo(f"{'model':<18} {'res':>5} {'G params':>12} {'D params':>12}   (hparams from {where})")
     for res in resolutions:
         for name in models.MODELS:
             net = models.build(name, **models.configured_hparams(cfg, name, res))

@@ -22,7 +22,7 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
-from ganrepro import checks
+from ganrepro import checks, presets
 from ganrepro.errors import ConfigError
 
 SCHEMA_RESOURCE = "schemas/config.schema.yaml"
@@ -173,6 +173,8 @@ def _check_dataset(name: str, spec: dict[str, Any]) -> None:
         raise ConfigError(
             f"config key 'datasets.{name}.min_objects' ({spec['min_objects']}) must not "
             f"exceed 'datasets.{name}.max_objects' ({spec['max_objects']})")
+    # The dataset's recipe keys obey the top-level train's types and ranges.
+    _validate(spec.get("train", {}), schema()["properties"]["train"], prefix=("datasets", name, "train"))
 
 
 def _check(cfg: dict[str, Any]) -> None:
@@ -182,26 +184,40 @@ def _check(cfg: dict[str, Any]) -> None:
                           f"e.g. {sorted(set(kimg))}")
     for name, spec in cfg["datasets"].items():
         _check_dataset(name, spec)
-    resolutions = {name: spec["resolution"] for name, spec in cfg["datasets"].items()}
-    full = {model: _check_hparams(model, cfg["hparams"].get(model, {}), resolutions)
-            for model in [*cfg["models"], *(m for m in cfg["hparams"] if m not in cfg["models"])]}
-    checks.check_batch(cfg["train"]["batch_size"], cfg["kimg"],
-                       {model: full[model]["mbstd_group"] for model in cfg["models"]})
+    for model in [*cfg["models"], *(m for m in cfg["hparams"] if m not in cfg["models"])]:
+        _check_hparams(model, cfg["hparams"].get(model, {}), "hparams")
+    # What each dataset's runs use: the top level, its preset and its own overrides.
+    for name, spec in cfg["datasets"].items():
+        train, hparams = presets.effective(cfg, name)
+        own = name if (spec.get("hparams") or presets.PRESETS[presets.preset_of(spec)]["hparams"]) else None
+        full = {model: _check_hparams(model, hparams.get(model, {}),
+                                      f"datasets.{name}.hparams" if own and model in hparams else "hparams",
+                                      {name: spec["resolution"]})
+                for model in dict.fromkeys([*cfg["models"], *hparams])}
+        overridden = spec.get("train") or spec.get("hparams") or presets.preset_of(spec) != "none"
+        where = f" (dataset '{name}')" if len(cfg["datasets"]) > 1 or overridden else ""
+        try:
+            checks.check_batch(train["batch_size"], cfg["kimg"],
+                               {model: full[model]["mbstd_group"] for model in cfg["models"]})
+        except ConfigError as err:
+            raise ConfigError(f"{err}{where}") from None
 
 
-def _check_hparams(model: str, hparams: dict[str, Any], resolutions: dict[str, int]) -> dict[str, Any]:
-    """Every hyper-parameter of `model` (defaults filled in), checked against its range."""
+def _check_hparams(model: str, hparams: dict[str, Any], prefix: str,
+                   resolutions: dict[str, int] | None = None) -> dict[str, Any]:
+    """Every hyper-parameter of `model` (defaults filled in), checked against its range
+    (at the dataset sizes in `resolutions`); `prefix` is where the config sets them."""
     fixed = sorted({"resolution", "channels"} & set(hparams))
     if fixed:
-        raise ConfigError(f"config key 'hparams.{model}.{fixed[0]}' cannot be set: it comes "
+        raise ConfigError(f"config key '{prefix}.{model}.{fixed[0]}' cannot be set: it comes "
                           "from the dataset (datasets.NAME.resolution / channels)")
     from ganrepro.models import resolve_hparams   # imports torch: the defaults live in the registry
 
     try:
         full = dataclasses.asdict(resolve_hparams(model, **hparams))
     except ConfigError as err:
-        raise ConfigError(f"config key 'hparams.{model}': {err}") from None
-    checks.check_hparams(model, full, resolutions)
+        raise ConfigError(f"config key '{prefix}.{model}': {err}") from None
+    checks.check_hparams(model, full, resolutions or {}, prefix)
     return full
 
 

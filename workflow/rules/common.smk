@@ -9,6 +9,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from ganrepro import config as ganrepro_config
+from ganrepro import presets
 from ganrepro.errors import ConfigError
 
 # The package's check first: one sentence naming the key and what is allowed. Then
@@ -45,15 +46,20 @@ def dataset_targets():
 
 def dataset_spec(wildcards):
     """The resolved config entry of one dataset, as JSON for `ganrepro data prepare --spec`."""
-    return json.dumps(config["datasets"][wildcards.dataset], sort_keys=True)
+    return json.dumps(presets.data_spec(config["datasets"][wildcards.dataset]), sort_keys=True)
 
 
 # Each job gets the part of the config it uses and no more, as JSON: Snakemake reruns a job
 # when its params change, so an edit reruns exactly the jobs it concerns (a metrics key no
-# training job, a new model no other model's jobs). The package fills in the defaults again.
+# training job, a new model no other model's jobs, one dataset's preset or overrides no
+# other dataset's jobs). The package fills in the defaults again and applies the dataset's
+# preset and overrides over the top level (ganrepro.presets).
 def _job_config(dataset, models, **sections):
-    cfg = {"datasets": {dataset: config["datasets"][dataset]}, "models": list(models),
-           "hparams": {m: config["hparams"][m] for m in models if m in config["hparams"]}}
+    entry = config["datasets"][dataset]
+    own = {m: entry["hparams"][m] for m in models if m in entry.get("hparams", {})}
+    cfg = {"datasets": {dataset: {**entry, "hparams": own}}, "models": list(models),
+           "hparams": {m: config["hparams"][m] for m in models if m in config["hparams"]},
+           "train": config["train"]}
     return json.dumps({**cfg, **sections}, sort_keys=True)
 
 
@@ -65,7 +71,7 @@ def train_config(wildcards):
     the checkpoints up to the one it ends at (a segment job stops there; the next one resumes
     from the state it left, so adding a later checkpoint leaves the earlier jobs alone)."""
     kimgs = [k for k in KIMGS if k <= int(wildcards.kimg)] if SEGMENTS else KIMGS
-    return _job_config(wildcards.dataset, [wildcards.model], train=config["train"], kimg=kimgs,
+    return _job_config(wildcards.dataset, [wildcards.model], kimg=kimgs,
                        seeds=[int(wildcards.seed)])
 
 
@@ -83,7 +89,7 @@ def train_benchmarks(d, m, s):
 
 def throughput_config(wildcards):
     """The throughput benchmark of one dataset: every model's hyper-parameters and the recipe."""
-    return _job_config(wildcards.dataset, MODELS, train=config["train"])
+    return _job_config(wildcards.dataset, MODELS)
 
 
 def config_json(wildcards=None):

@@ -15,7 +15,7 @@ the file names below when the DAG is built.
 from __future__ import annotations
 
 # Tables written by `ganrepro tables`, each as results/tables/{name}.csv and {name}.tex.
-TABLES = ("table1", "metrics", "noise", "throughput", "hparams", "datasets", "compute", "environment",
+TABLES = ("table1", "metrics", "noise", "throughput", "hparams", "departures", "datasets", "compute", "environment",
           "published_fid50k", "claims")
 # Side files of the tables stage read by `ganrepro render`.
 TABLES_INDEX = "index.json"

@@ -42,21 +42,16 @@ def run_device(options: dict[str, Any] | None) -> str | None:
     return device
 
 
-def run_hparams(results: Results) -> tuple[str, dict[str, Any], list[str]]:
-    """(model, its resolved hyper-parameters, training devices) for the hyper-parameter
-    table: a GANformer model's (duplex first) when one is configured, else the first model's."""
+def run_settings(results: Results) -> tuple[str, dict[str, dict[str, Any]], list[str]]:
+    """(model, {dataset: {"train": recipe, "hparams": hyper-parameters}}, training devices)
+    for the hyper-parameter table: the effective values a run recorded in its
+    training_options.json, of a GANformer model (duplex first) when one is configured, else
+    of the first model."""
     preferred = [m for m in ("ganformer-duplex", "ganformer-simplex") if m in results.models] or results.models
     model = preferred[0]
     devices = sorted({d for ds in results.datasets for m in results.models for s in results.seeds
                       if (d := run_device(results.options(ds, m, s)))})
-    options = results.options(results.datasets[0], model, results.seeds[0])
-    if options and isinstance(options.get("hparams"), dict):
-        return model, options["hparams"], devices
-    from ganrepro import models   # imports torch: only when no run recorded its options
-
-    resolution = int(results.cfg["datasets"][results.datasets[0]].get("resolution", 64))
-    cfg = models.resolve_hparams(model, **models.configured_hparams(results.cfg, model, resolution))
-    return model, {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}, devices
+    return model, {d: results.run_settings(d, model) for d in results.datasets}, devices
 
 
 def generator_parameters(options: dict[str, Any] | None) -> int | None:

@@ -209,6 +209,27 @@ class Results:
             return None
         return read_json(path, "the train rule writes it")
 
+    def run_settings(self, dataset: str, model: str) -> dict[str, Any]:
+        """What the runs of `model` on `dataset` used (the seeds share it): the effective
+        recipe `train`, every hyper-parameter `hparams`, the dataset's `preset`, and the
+        `departures` from the official code the training recorded (None where no run
+        recorded its options; the rest then comes from the config)."""
+        from ganrepro import presets
+
+        for seed in self.seeds:
+            options = self.options(dataset, model, seed)
+            if options and isinstance(options.get("hparams"), dict):
+                return {"train": options["train"], "hparams": options["hparams"],
+                        "preset": options.get("preset", presets.preset_of(self.cfg["datasets"][dataset])),
+                        "departures": (options.get("resolved") or {}).get("departures")}
+        from ganrepro import models   # imports torch: only when no run recorded its options
+
+        train, hparams = presets.effective(self.cfg, dataset)
+        resolution = int(self.cfg["datasets"][dataset].get("resolution", 64))
+        full = models.resolve_hparams(model, **{**hparams.get(model, {}), "resolution": resolution})
+        return {"train": train, "hparams": {k: getattr(full, k) for k in full.__dataclass_fields__},
+                "preset": presets.preset_of(self.cfg["datasets"][dataset]), "departures": None}
+
     def throughput(self, dataset: str) -> dict[str, Any] | None:
         """The attention-cost benchmark of one dataset (None, with a warning, if missing)."""
         path = self.throughput_path(dataset)

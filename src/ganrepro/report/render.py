@@ -66,8 +66,8 @@ def context(results: Results, published: dict[str, Any], tables_dir: Path, figur
     if missing:
         raise ReportError(f"{tables_dir / TABLES_INDEX} lacks the table(s) {', '.join(missing)}; "
                           "run the tables rule (ganrepro tables) again")
-    tables = {name: {"caption": entry["caption"], "path": _rel(tables_dir / entry["tex"], out_dir)}
-              for name, entry in index.items()}
+    tables = {name: {"caption": entry["caption"], "path": _rel(tables_dir / entry["tex"], out_dir),
+                     "rows": entry.get("rows")} for name, entry in index.items()}
     claims = read_json(tables_dir / CLAIMS_JSON, "the tables rule (ganrepro tables) writes it")
     figs = read_json(figures_dir / FIGURES_INDEX, "the figures rule (ganrepro figures) writes it")
 
@@ -86,6 +86,8 @@ def context(results: Results, published: dict[str, Any], tables_dir: Path, figur
         "datasets": [{"name": d, **results.manifest(d)} for d in results.datasets],
         "models": results.models, "kimgs": results.kimgs, "last_kimg": results.kimgs[-1],
         "train": cfg["train"], "metrics": cfg["metrics"], "seeds": results.seeds,
+        # The recipe each dataset's runs used (top level, preset, the dataset's overrides).
+        "recipes": {d: results.run_settings(d, results.models[0])["train"] for d in results.datasets},
         "tables": tables, "figures": figures, "claims": claims, "verdicts": verdicts,
         "published": published, "env": environment(results),
         "first_paper_kimg": min(published["paper_claims"]["checkpoints_kimg"]),

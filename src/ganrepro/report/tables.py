@@ -218,16 +218,13 @@ def noise_table(results: Results) -> Table:
                  data, pd.DataFrame(shown, columns=columns), notes, "lllrrrrr")
 
 
-def _lookup(spec: str, results: Results, hparams: dict[str, Any], devices: list[str]) -> Any:
+def _lookup(spec: str, results: Results, settings: dict[str, Any], devices: list[str]) -> Any:
     if spec == "kimg":
         return results.kimgs[-1]
     if spec == "device":
         return ", ".join(devices) if devices else None
     section, _, key = spec.partition(".")
-    source = results.cfg["train"] if section == "train" else hparams
-    if key not in source:
-        return None
-    return source[key]
+    return settings["train" if section == "train" else "hparams"].get(key)
 
 
 def _text(value: Any) -> str:
@@ -242,27 +239,63 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def hparams_table(results: Results, published: dict, hparams: dict[str, Any], model: str,
+def hparams_table(results: Results, published: dict, settings: dict[str, dict[str, Any]], model: str,
                   devices: list[str]) -> Table:
-    """Hyper-parameters: what the paper states, the official code, the replication, this run."""
+    """Hyper-parameters: what the paper states, the official code, the replication, and the
+    effective values of this run (one column per dataset when there are several)."""
     block, sources = published["hparams"], published["sources"]
+    runs = {("This run" if len(settings) == 1 else f"This run: {d}"): s for d, s in settings.items()}
     rows, notes = [], Notes()
     for entry in block["rows"]:
-        values = [_lookup(s, results, hparams, devices) for s in entry["run"]]
-        if all(v is None for v in values):
-            run = DASH
-        else:                      # run_format: how several values read together, e.g. "{0} to {1} px"
-            run = entry.get("run_format", ", ".join(["{}"] * len(values))).format(*map(_text, values))
-        rows.append({"Hyper-parameter": entry["label"], "Paper": _text(entry.get("paper")),
-                     "Official code": _text(entry.get("official")),
-                     "Replication": _text(entry.get("replication")), "This run": run})
+        row = {"Hyper-parameter": entry["label"], "Paper": _text(entry.get("paper")),
+               "Official code": _text(entry.get("official")), "Replication": _text(entry.get("replication"))}
+        for column, s in runs.items():
+            values = [_lookup(spec, results, s, devices) for spec in entry["run"]]
+            if all(v is None for v in values):
+                row[column] = DASH
+            else:                  # run_format: how several values read together, e.g. "{0} to {1} px"
+                row[column] = entry.get("run_format", ", ".join(["{}"] * len(values))).format(*map(_text, values))
+        rows.append(row)
     for column, key in block["sources"].items():
         notes.line(f"{column}: {sources[key]['text']}", sources[key]["cite"])
-    notes.line(f"{DASH}: not stated in the sources we hold (or not set in this run); this run's model "
-               f"hyper-parameters are those of {model_label(model)}")
+    presets_used = ", ".join(f"{d}: {s['preset']}" for d, s in settings.items())
+    notes.line(f"this run: the values training used (the config's top level, the dataset's preset and its own "
+               f"overrides; preset {presets_used}); the model hyper-parameters are those of {model_label(model)}")
+    notes.line(f"{DASH}: not stated in the sources we hold (or not set in this run)")
     frame = pd.DataFrame(rows)
+    width = 0.68 / (3 + len(runs))
     return Table("hparams", "Hyper-parameters: the paper, the official code, the replication and this run",
-                 frame, frame, notes, "p{0.2\\linewidth}" + "p{0.17\\linewidth}" * 4, tuple(frame.columns))
+                 frame, frame, notes, "p{0.2\\linewidth}" + f"p{{{width:.2f}\\linewidth}}" * (3 + len(runs)),
+                 tuple(frame.columns))
+
+
+def departures_table(results: Results) -> Table:
+    """Every setting of this run that differs from the official code's for its model and
+    its dataset's preset, as the training runs recorded them; identical departures of
+    several models on one dataset share a row."""
+    grouped: dict[tuple, list[str]] = {}
+    unknown = []
+    for d in results.datasets:
+        for m in results.models:
+            found = results.run_settings(d, m)["departures"]
+            if found is None:
+                unknown.append(f"{d}/{m}")
+                continue
+            for dep in found:
+                key = (d, dep["key"], json.dumps(dep["official"]), json.dumps(dep["value"]))
+                grouped.setdefault(key, []).append(m)
+    rows = [{"Dataset": d, "Models": ", ".join(model_label(m) for m in ms), "Setting": key,
+             "Official code": _text(json.loads(official)), "This run": _text(json.loads(value))}
+            for (d, key, official, value), ms in grouped.items()]
+    notes = Notes()
+    notes.line("official code: the preset of github.com/dorarad/gansformer (--ganformer-default for GANformer, "
+               "--baseline StyleGAN2) with the dataset's per-dataset settings; settings of how a run is carried "
+               "out (device, threads, ticks, memory format) are not departures")
+    if unknown:
+        notes.line(f"not recorded (no training_options.json): {', '.join(unknown)}")
+    frame = pd.DataFrame(rows, columns=["Dataset", "Models", "Setting", "Official code", "This run"])
+    return Table("departures", "Departures from the official code in this run", frame, frame, notes,
+                 "lp{0.3\\linewidth}lll", ("Models",))
 
 
 def datasets_table(results: Results) -> Table:
@@ -395,12 +428,13 @@ def write_table(table: Table, out: Path, source: str) -> None:
 
 
 def build_tables(results: Results, published: dict) -> tuple[list[Table], list[claimsmod.Claim]]:
-    from ganrepro.report.environment import run_hparams
+    from ganrepro.report.environment import run_settings
 
     claims = claimsmod.check_results(results)
-    model, hparams, devices = run_hparams(results)
+    model, settings, devices = run_settings(results)
     tables = [table1(results, published), metrics_table(results), noise_table(results), throughput_table(results),
-              hparams_table(results, published, hparams, model, devices), datasets_table(results),
+              hparams_table(results, published, settings, model, devices), departures_table(results),
+              datasets_table(results),
               compute_table(results), environment_table(results), published_fid50k_table(published),
               claims_table(claims)]
     return tables, claims

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ganrepro import gpus, models
+from ganrepro import gpus, models, presets
 from ganrepro.checks import check_batch
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
@@ -45,13 +45,18 @@ class TrainingError(GanreproError):
 
 
 def run_options(cfg: dict, dataset_dir: Path, model: str, seed: int) -> dict[str, Any]:
+    """What a run computes: the dataset's effective recipe and hyper-parameters (the top
+    level, the dataset's preset and its own overrides), the data and the seed."""
     manifest = read_manifest(dataset_dir)
+    preset = presets.preset_of(cfg["datasets"].get(manifest.name) or {})
+    cfg = presets.for_dataset(cfg, manifest.name)
     net = models.resolve_hparams(model, **models.configured_hparams(cfg, model, manifest.resolution, manifest.channels))
     return {
         "model": model, "hparams": {k: getattr(net, k) for k in net.__dataclass_fields__},
         "dataset": {"name": manifest.name, "path": str(dataset_dir), "images": manifest.count,
                     "resolution": manifest.resolution, "images_sha256": manifest.images_sha256},
         "seed": seed, "kimg": list(cfg["kimg"]), "train": dict(cfg["train"]),
+        "preset": preset,
     }
 
 
@@ -134,7 +139,7 @@ class Trainer:
         seed = cfg["seeds"][0] if seed is None else seed
         self.options = run_options(cfg, dataset_dir, model, seed)
         self.hash = options_hash(self.options)
-        self.t = t = cfg["train"]
+        self.t = t = self.options["train"]
         self.dist, self.model, self.seed = dist, model, seed
         self.device = _device(t["device"])
         self.files = RunFiles(Path(out))
@@ -158,6 +163,9 @@ class Trainer:
         # Recorded in training_options.json, so the report never has to load a snapshot.
         self.options["resolved"]["parameters"] = {"G": models.count_parameters(self.G),
                                                   "D": models.count_parameters(self.D)}
+        # Every setting that differs from the official code's for this model and dataset.
+        self.options["resolved"]["departures"] = presets.departures(
+            model, self.options["preset"], self.options["hparams"], t, self.options["resolved"]["precision"])
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         pl = t["pl_weight"] > 0
         if pl and not hasattr(self.G, "synthesize"):
