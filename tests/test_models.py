@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
+from torch import nn
 
 from ganrepro import config, models
 from ganrepro.errors import ConfigError
@@ -232,6 +235,38 @@ def test_bad_snapshot_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a snapshot")
     with pytest.raises(ConfigError, match="is not a readable ganrepro snapshot"):
         models.load_snapshot(bad)
+
+
+def _pickled_module(path):
+    torch.save(nn.Linear(2, 2), path)                              # a whole module: code, not tensors
+
+
+def _foreign_pickle(path):
+    with open(path, "wb") as f:
+        pickle.dump({"G_ema": {1, 2}}, f)                            # like an official .pkl: a bare pickle
+
+
+def _damaged(path):
+    net = small("stylegan2", 8)
+    models.save_snapshot(path, net.G, "stylegan2", net.hparams, kimg=0)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"] = {k: v for k, v in payload["state_dict"].items() if not k.startswith("mapping")}
+    torch.save(payload, path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (_pickled_module, "holds pickled Python objects .*Unsupported global: GLOBAL torch.nn.modules.linear.Linear"),
+    (_foreign_pickle, "is not a ganrepro snapshot but a plain pickle"),
+    (_damaged, r"is a damaged ganrepro snapshot \(RuntimeError: Error\(s\) in loading state_dict .*Missing key"),
+])
+def test_foreign_or_damaged_snapshot_is_a_one_line_error(make, message, tmp_path, recwarn):
+    path = tmp_path / "snapshot-000008.pt"
+    make(path)
+    with pytest.raises(ConfigError, match=message) as err:
+        models.load_snapshot(path)
+    text = str(err.value)
+    assert text.startswith(str(path)) and "\n" not in text and "\x1b" not in text and len(text) < 400
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]
 
 
 def test_snapshot_of_the_older_networks_is_refused_with_a_reason(tmp_path):

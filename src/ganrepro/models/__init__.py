@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -130,22 +132,51 @@ def save_snapshot(path: str | Path, G: nn.Module, name: str, hparams: dict[str, 
     os.replace(tmp, path)
 
 
+def _brief(err: Exception, limit: int = 200) -> str:
+    """An exception as one line of at most about `limit` characters (for an `Error:` line)."""
+    text = " ".join(str(err).split())
+    text = text if len(text) <= limit else text[:limit].rstrip() + " ..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """(generator in eval mode on `device`, metadata) from a snapshot file."""
     path = Path(path)
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:
+            magic = f.read(1)
+        if magic == b"\x80":           # pickle's PROTO opcode: a bare pickle, not torch.save's zip archive
+            raise ConfigError(f"{path} is not a ganrepro snapshot but a plain pickle (like the official "
+                              f"StyleGAN/GANformer .pkl files); ganrepro reads the snapshot-KIMG.pt files it writes")
+        with warnings.catch_warnings():      # torch warns about the pickle protocol of foreign files
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ConfigError(f"snapshot {path} does not exist") from None
+    except pickle.UnpicklingError as err:
+        # torch's message is paragraphs of advice around the one line that says what was refused.
+        detail = str(err).partition("WeightsUnpickler error:")[2].split("Please use")[0]
+        detail = " ".join(detail.split()) or _brief(err)
+        if "Unsupported global" in detail:
+            raise ConfigError(f"{path} is not a ganrepro snapshot: it holds pickled Python objects ({detail}), "
+                              f"which are not loaded; ganrepro snapshots hold tensors only") from None
+        raise ConfigError(f"{path} is not a readable ganrepro snapshot (UnpicklingError: {detail})") from None
+    except ConfigError:
+        raise
     except Exception as err:  # a truncated or foreign file
-        raise ConfigError(f"{path} is not a readable ganrepro snapshot ({type(err).__name__}: {err})") from None
+        raise ConfigError(f"{path} is not a readable ganrepro snapshot ({_brief(err)})") from None
     if isinstance(payload, dict) and str(payload.get("format", "")).startswith("ganrepro-snapshot-") \
             and payload["format"] != SNAPSHOT_FORMAT:
         raise ConfigError(f"{path} is a {payload['format']} snapshot from an older ganrepro whose networks "
                           f"differ; this version reads {SNAPSHOT_FORMAT} (retrain, or use the older version)")
     if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
         raise ConfigError(f"{path} is not a ganrepro snapshot (format {SNAPSHOT_FORMAT} expected)")
-    G = build_generator(payload["model"], **payload["hparams"])
-    G.load_state_dict(payload["state_dict"])
+    try:
+        G = build_generator(payload["model"], **payload["hparams"])
+        G.load_state_dict(payload["state_dict"])
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except (KeyError, TypeError, RuntimeError) as err:      # a damaged or hand-edited payload
+        raise ConfigError(f"{path} is a damaged ganrepro snapshot ({_brief(err)})") from None
     meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return G.eval().requires_grad_(False).to(device), meta

@@ -39,6 +39,15 @@ class StyleGAN2Config:
     w_avg_beta: float = 0.995       # decay of the tracked w average (for truncation)
 
 
+def mix_styles(ws: torch.Tensor, other: torch.Tensor, start: int, stop: int | None = None) -> torch.Tensor:
+    """Style mixing: `ws` with the per-layer styles start..stop-1 (stop None: to the last)
+    taken from `other`. A GANformer layer's k local latents and its global one move
+    together, as in the official code. Training mixes from a random cut to the end;
+    `ganrepro generate --style-mix` copies a chosen range."""
+    stop = ws.shape[1] if stop is None else stop
+    return torch.cat([ws[:, :start], other[:, start:stop], ws[:, stop:]], dim=1)
+
+
 def _global(w: torch.Tensor) -> torch.Tensor:
     """The style vector of one layer's latents: w itself, or the last (global) component."""
     return w[:, -1] if w.ndim == 3 else w
@@ -145,6 +154,14 @@ class Generator(nn.Module):
     @property
     def z_shape(self) -> tuple[int, ...]:
         return (self.cfg.z_dim,)
+
+    def ws_resolutions(self) -> list[int]:
+        """The resolution of the layer each of the num_ws styles drives (the conv that
+        reads it; the last one is the final ToRGB), in the order `synthesize` reads them."""
+        out = []
+        for i, block in enumerate(self.blocks):
+            out += [4 * 2 ** i] * block.num_conv
+        return out + [self.cfg.resolution] * self.blocks[-1].num_torgb
 
     def _track(self, w: torch.Tensor) -> None:
         """Moving average of w over the batch (and, for GANformer, over all components)."""

@@ -22,19 +22,36 @@ def grid_latents(G, grid: int, seed: int) -> torch.Tensor:
     return torch.randn(grid * grid, *G.z_shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _atomic_save(img: Image.Image, path: Path) -> None:
+def save_png(pixels: np.ndarray, path: str | Path) -> Path:
+    """Write one uint8 HWC image (C = 1 or 3) as a PNG, atomically: it goes to a hidden
+    temporary file beside `path` first, so an interrupted write never leaves a partial
+    PNG under the real name."""
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    img.save(tmp)
-    os.replace(tmp, path)
+    try:
+        Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def tile(pixels: np.ndarray, cols: int, rows: int | None = None) -> np.ndarray:
+    """uint8 NHWC images -> one HWC image, row by row, `cols` per row; cells past the last
+    image (up to `rows` rows) stay black."""
+    n, h, w, c = pixels.shape
+    rows = -(-n // cols) if rows is None else rows
+    if n > rows * cols:
+        raise ValueError(f"{n} images do not fit a {rows}x{cols} grid")
+    canvas = np.zeros((rows * cols, h, w, c), dtype=pixels.dtype)
+    canvas[:n] = pixels
+    return canvas.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
 @torch.no_grad()
 def save_grid(G, z: torch.Tensor, path: Path, grid: int, device, batch: int = 16) -> None:
     images = torch.cat([G(zb.to(device), noise_mode="const") for zb in z.split(batch)])
-    pixels = to_uint8(images)                                            # [g*g, H, W, C]
-    n, h, w, c = pixels.shape
-    tiled = pixels.reshape(grid, grid, h, w, c).transpose(0, 2, 1, 3, 4).reshape(grid * h, grid * w, c)
-    _atomic_save(Image.fromarray(tiled[:, :, 0] if c == 1 else tiled), path)
+    save_png(tile(to_uint8(images), grid, grid), path)
 
 
 @torch.no_grad()

@@ -29,6 +29,7 @@ from ganrepro.checks import check_batch
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
+from ganrepro.models.stylegan2 import mix_styles
 from ganrepro.progress import tick_line
 from ganrepro.training import distributed, losses
 from ganrepro.training.grids import grid_latents, save_attention_figure, save_grid
@@ -250,7 +251,7 @@ class Trainer:
             # w_avg (its skip_w_avg_update flag never reaches the mapping network).
             ws2, _ = self.G.map(z2)
             if cut is not None:
-                ws = torch.cat([ws[:, :cut], ws2[:, cut:]], dim=1)
+                ws = mix_styles(ws, ws2, cut)
         return self.synthesize(ws, ys), ws, ys
 
     def step(self, reals: torch.Tensor, size: int, acc: dict) -> None:
