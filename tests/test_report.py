@@ -302,6 +302,33 @@ def test_departures_from_the_official_code_are_listed_and_none_is_said_so(tmp_pa
     assert hparams.loc["Latent components", "This run"] == "16" and hparams.loc["Integration", "This run"] == "mul"
 
 
+def test_released_checkpoints_table_names_each_protocol_beside_the_readme(tmp_path):
+    cfg = make_config()
+    cfg["pretrained"] = {"clevr-release": {"path": "x.pkl", "dataset": DATASET, "published": "CLEVR",
+                                           "sha256": None, "size": None, "model": None, "resolution": None,
+                                           "truncation": 1.0, "network": "Gs"}}
+    results = make_run(tmp_path / "results", cfg, GOOD)
+    for mode, fids in (("clean", [9.0, 10.0, 11.0]), ("legacy_tensorflow", [9.5, 9.7, 9.9])):
+        path = tmp_path / "results/pretrained/clevr-release" / f"metrics-{mode}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = _measurement(DATASET, "ganformer-duplex", 0, 0, fids[0], False, None, num_gen=(50000,))
+        record.update(fid_mode=mode, num_gen=[50000], truncation=1.0, source={"sha256": "ab" * 32},
+                      noise={"seeds": [0, 1, 2], "fid50k": {"values": fids, "mean": float(np.mean(fids)),
+                                                             "std": float(np.std(fids, ddof=1))}})
+        path.write_text(json.dumps(record))
+    published = load_published(PUBLISHED)
+    write_tables(results, published, tmp_path / "results/tables")
+    table = pd.read_csv(tmp_path / "results/tables/pretrained.csv")
+    assert list(table["Protocol"]) == ["clean", "legacy_tensorflow"]
+    assert table["FID"].tolist() == pytest.approx([10.0, 9.7])
+    assert table["FID sd"].tolist() == pytest.approx([1.0, 0.2])
+    readme = published["official_fid50k"]["models"]["ganformer"][0]          # CLEVR
+    assert table["README FID-50k"].tolist() == [readme, readme]
+    assert table["Difference"].tolist() == pytest.approx([10.0 - readme, 9.7 - readme])
+    tex = (tmp_path / "results/tables/pretrained.tex").read_text()
+    assert "clean-fid legacy TF" in tex and "10.00 ± 1.00 (3)" in tex
+
+
 def test_strict_undefined_fails_loudly(tmp_path):
     (tmp_path / "t.tex.j2").write_text(r"FID \VAR{fid|num} and \VAR{missing_value}" + "\n")
     env = rendermod.make_environment(tmp_path)

@@ -235,10 +235,12 @@ def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: boo
 @click.option("--stats", "stats_path", type=click.Path(dir_okay=False),
               help="Real-statistics cache [default: results/stats/DATASET/MODE-realN.npz].")
 @click.option("--save-images", type=click.Path(file_okay=False), help="Also write the generated images here as PNGs.")
+@click.option("--trunc", "psi", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+              help="Truncation psi of the generated images (1 = off, the fid50k convention).")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Metrics JSON [default: results/metrics/DATASET/MODEL/kimgKIMG.json].")
 @_metric_options
-def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, out,
+def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, psi, out,
                      num_real, fid_mode, batch_size, weights_dir, device) -> None:
     """Measure one snapshot: FID/KID (clean-fid), Precision/Recall (k=3), IS where possible."""
     from ganrepro.gpus import resolve as resolve_device      # a GPU of its own when several jobs share them
@@ -248,7 +250,7 @@ def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats,
     opts = Options(metrics=[m.strip() for m in names.split(",") if m.strip()], num_gen=_counts(num_gen),
                    num_real=parse_num_real(num_real), seed=seed, repeats=repeats, fid_mode=fid_mode,
                    batch_size=batch_size, device=resolve_device(device), weights_dir=weights_dir,
-                   save_images=save_images)
+                   save_images=save_images, psi=psi)
     data_dir = data_dir or f"results/datasets/{dataset}"
     stats_path = stats_path or default_path("results/stats", dataset, fid_mode, opts.num_real)
     record = evaluate(snapshot, data_dir, stats_path, opts)
@@ -275,6 +277,28 @@ def stats_command(data_dir, out, num_real, fid_mode, batch_size, weights_dir, de
     finally:
         featurizer.close()
     click.echo(f"{out}: {s.count} real images, {fid_mode} mode, extractor {s.key['extractor_sha256'][:12]}")
+
+
+# ---------------------------------------------------------------------------- download
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@main.command("download")
+@click.argument("url")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Where the file goes.")
+@click.option("--sha256", help="Expected SHA-256 (64 lower-case hex digits) [default: trust the first "
+              "complete download and verify against its recorded digest from then on].")
+@click.option("--size", type=click.IntRange(1), help="Expected size in bytes.")
+def download_command(url, out, sha256, size) -> None:
+    """Download URL (http, https or file) to --out: resumable, verified, atomic (a
+    released checkpoint, an archive). An existing verified file is kept."""
+    from ganrepro.data.download import fetch
+
+    if sha256 is not None and not _SHA256.fullmatch(sha256):
+        raise ConfigError(f"--sha256 must be 64 lower-case hexadecimal digits (got {sha256!r})")
+    digest = fetch(url, out, sha256, size)
+    click.echo(f"{out}: sha256 {digest}")
 
 
 # ---------------------------------------------------------------------------- generate

@@ -127,6 +127,8 @@ def _describe(error: ValidationError, prefix=()) -> str:
         return f"config key '{key}' must not repeat values (got {got})"
     if v in ("minItems", "minProperties"):
         return f"config key '{key}' must not be empty"
+    if v == "pattern" and key.endswith(".url"):
+        return f"config key '{key}' must be an http, https or file URL (got {got})"
     if v == "pattern" and "sha256" in key:
         return f"config key '{key}' must be 64 lower-case hexadecimal digits (got {got})"
     return f"config key '{key}': {error.message}"
@@ -177,6 +179,19 @@ def _check_dataset(name: str, spec: dict[str, Any]) -> None:
     _validate(spec.get("train", {}), schema()["properties"]["train"], prefix=("datasets", name, "train"))
 
 
+def _check_pretrained(name: str, spec: dict[str, Any], datasets: dict[str, Any]) -> None:
+    key = f"config key 'pretrained.{name}"
+    if ("url" in spec) == ("path" in spec):
+        raise ConfigError(f"{key}' needs exactly one of 'url' (to download) and 'path' (a local file)")
+    if spec["dataset"] not in datasets:
+        raise ConfigError(f"{key}.dataset' is {json.dumps(spec['dataset'])}; allowed: a name under "
+                          f"'datasets' ({', '.join(datasets)})")
+    res = datasets[spec["dataset"]]["resolution"]
+    if spec["resolution"] is not None and spec["resolution"] != res:
+        raise ConfigError(f"{key}.resolution' ({spec['resolution']}) differs from dataset "
+                          f"'{spec['dataset']}' ({res} px); a checkpoint is measured at its dataset's resolution")
+
+
 def _check(cfg: dict[str, Any]) -> None:
     kimg = cfg["kimg"]
     if any(b <= a for a, b in zip(kimg, kimg[1:])):
@@ -184,6 +199,8 @@ def _check(cfg: dict[str, Any]) -> None:
                           f"e.g. {sorted(set(kimg))}")
     for name, spec in cfg["datasets"].items():
         _check_dataset(name, spec)
+    for name, spec in cfg["pretrained"].items():
+        _check_pretrained(name, spec, cfg["datasets"])
     for model in [*cfg["models"], *(m for m in cfg["hparams"] if m not in cfg["models"])]:
         _check_hparams(model, cfg["hparams"].get(model, {}), "hparams")
     # What each dataset's runs use: the top level, its preset and its own overrides.

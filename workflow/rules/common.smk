@@ -9,7 +9,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from ganrepro import config as ganrepro_config
-from ganrepro import presets
+from ganrepro import presets, protocol
 from ganrepro.errors import ConfigError
 
 # The package's check first: one sentence naming the key and what is allowed. Then
@@ -21,6 +21,7 @@ except ConfigError as err:
 validate(config, str(ganrepro_config.schema_path()))
 
 DATASETS = list(config["datasets"])
+PRETRAINED = dict(config["pretrained"])
 MODELS = list(config["models"])
 SEEDS = [int(s) for s in config["seeds"]]
 KIMGS = list(config["kimg"])
@@ -32,6 +33,8 @@ wildcard_constraints:
     model="|".join(map(re.escape, MODELS)),
     seed=r"\d+",
     kimg=r"\d{6}",
+    name="|".join(map(re.escape, PRETRAINED)) or "(?!)",
+    mode="|".join(protocol.FID_MODES),
 
 
 def repo_file(path):
@@ -108,6 +111,13 @@ def snapshot_files(dataset="{dataset}", model="{model}", seed="{seed}"):
 def runs():
     """Every training run: (dataset, model, seed)."""
     return [(d, m, s) for d in DATASETS for m in MODELS for s in SEEDS]
+
+
+def pretrained_metrics():
+    """Every metrics JSON of the released checkpoints: one per FID mode this machine can
+    measure in (NVIDIA's Inception in metrics.weights_dir adds legacy_tensorflow)."""
+    modes = protocol.available_modes(config["metrics"]["weights_dir"])
+    return [f"results/pretrained/{name}/metrics-{mode}.json" for name in PRETRAINED for mode in modes]
 
 
 def metrics_files():

@@ -6,6 +6,7 @@
 rule tables:
     input:
         **report_inputs(),
+        pretrained=pretrained_metrics(),
         published=repo_file("config/published.yaml"),
     output:
         [report(f"results/tables/{name}.csv", caption=caption("tables"), category="Tables") for name in TABLES],

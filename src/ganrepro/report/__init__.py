@@ -16,7 +16,7 @@ from __future__ import annotations
 
 # Tables written by `ganrepro tables`, each as results/tables/{name}.csv and {name}.tex.
 TABLES = ("table1", "metrics", "noise", "throughput", "hparams", "departures", "datasets", "compute", "environment",
-          "published_fid50k", "claims")
+          "published_fid50k", "pretrained", "claims")
 # Side files of the tables stage read by `ganrepro render`.
 TABLES_INDEX = "index.json"
 CLAIMS_JSON = "claims.json"

@@ -230,6 +230,20 @@ class Results:
         return {"train": train, "hparams": {k: getattr(full, k) for k in full.__dataclass_fields__},
                 "preset": presets.preset_of(self.cfg["datasets"][dataset]), "departures": None}
 
+    def pretrained(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+        """(name, its config entry, metrics record) of every released checkpoint measured,
+        one per FID mode it was measured in (results/pretrained/{name}/metrics-{mode}.json)."""
+        from ganrepro.protocol import FID_MODES
+
+        out = []
+        for name, spec in (self.cfg.get("pretrained") or {}).items():
+            found = [self.root / "pretrained" / name / f"metrics-{mode}.json" for mode in FID_MODES]
+            found = [p for p in found if p.exists()]
+            if not found:
+                log.warning("no metrics of the released checkpoint %s in %s", name, self.root / "pretrained" / name)
+            out += [(name, spec, read_json(p, "the evaluate_pretrained rule writes it")) for p in found]
+        return out
+
     def throughput(self, dataset: str) -> dict[str, Any] | None:
         """The attention-cost benchmark of one dataset (None, with a warning, if missing)."""
         path = self.throughput_path(dataset)

@@ -21,7 +21,8 @@ from ganrepro.files import atomic_write_text
 from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod
 from ganrepro.report import statistics as st
 from ganrepro.report.environment import compute_table, environment_table
-from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value, model_label, suffix_count
+from ganrepro.report.inputs import (QUANTITIES, Measurement, Results, Unavailable, Value, count_suffix,
+                                   model_label, suffix_count)
 from ganrepro.report.latex import Notes, fragment, plain
 
 log = logging.getLogger(__name__)
@@ -344,6 +345,49 @@ def published_fid50k_table(published: dict) -> Table:
                  pd.DataFrame(shown), notes, "l" + "r" * len(block["datasets"]))
 
 
+_MODE_TEXT = {"clean": "clean-fid clean", "legacy_tensorflow": "clean-fid legacy TF"}
+
+
+def pretrained_table(results: Results, published: dict) -> Table:
+    """The released checkpoints: our FID beside the official README's FID-50k, with the
+    spread over sampling seeds; every FID names the protocol that measured it."""
+    block = published["official_fid50k"]
+    readme_protocol = "TF Inception (official metrics code)"
+    rows, shown, notes = [], [], Notes()
+    for name, spec, rec in results.pretrained():
+        n = max(rec["num_gen"])
+        key = f"fid{count_suffix(n)}"
+        noise = (rec.get("noise") or {}).get(key) or {}
+        ours = noise.get("mean", rec["metrics"].get(key))
+        row_key = "ganformer" if rec["model"].startswith("ganformer") else rec["model"]
+        readme = None
+        if spec.get("published") and row_key in block["models"]:
+            readme = block["models"][row_key][block["datasets"].index(spec["published"])]
+        source = rec.get("source") or {}
+        rows.append({"Checkpoint": name, "Dataset": rec["dataset"], "Model": rec["model"],
+                     "Protocol": rec["fid_mode"], "Images": n, "Truncation": rec.get("truncation", 1.0),
+                     "FID": ours, "FID sd": noise.get("std"), "Sampling seeds": len(noise.get("values", [])) or 1,
+                     "README FID-50k": readme, "README column": spec.get("published"),
+                     "README protocol": readme_protocol if readme is not None else None,
+                     "Difference": None if readme is None or ours is None else ours - readme,
+                     "File sha256": source.get("sha256"), "Device": rec.get("device")})
+        sd = noise.get("std")
+        shown.append({"Checkpoint": name, "Dataset": rec["dataset"], "Model": model_label(rec["model"]),
+                      "Protocol": _MODE_TEXT.get(rec["fid_mode"], rec["fid_mode"]),
+                      "Our FID": f"{show(ours)} ± {show(sd)} ({len(noise['values'])})" if sd is not None
+                      else show(ours),
+                      "Images": f"{n:,}", "README FID-50k": show(readme) if readme is not None else DASH})
+    notes.line("our FID: mean ± sd over sampling seeds (their number in parentheses) of one network; the "
+               "protocol names clean-fid's mode (legacy TF = NVIDIA's Inception with the TF resize, the protocol of "
+               "the README's numbers; clean = PIL resize)")
+    notes.line(f"README FID-50k: {published['sources'][block['source']]['text']}, measured with the "
+               f"{readme_protocol}; {block['note']}", published["sources"][block["source"]]["cite"])
+    columns = ["Checkpoint", "Dataset", "Model", "Protocol", "Images", "Our FID", "README FID-50k"]
+    return Table("pretrained", "Released checkpoints: our FID beside the official README's FID-50k",
+                 pd.DataFrame(rows, columns=list(rows[0]) if rows else ["Checkpoint"]),
+                 pd.DataFrame(shown, columns=columns), notes, "lllllrr")
+
+
 def _interval_text(numbers: dict[str, Any]) -> str:
     low, high = (numbers.get("interval") or [None, None])[:2]
     if "difference" not in numbers:
@@ -436,6 +480,7 @@ def build_tables(results: Results, published: dict) -> tuple[list[Table], list[c
               hparams_table(results, published, settings, model, devices), departures_table(results),
               datasets_table(results),
               compute_table(results), environment_table(results), published_fid50k_table(published),
+              pretrained_table(results, published),
               claims_table(claims)]
     return tables, claims
 

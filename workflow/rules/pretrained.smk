@@ -1,0 +1,108 @@
+# The released checkpoints (config `pretrained:`), a branch of its own: `snakemake pretrained`
+# runs it alone, and the report includes it when any checkpoint is listed.
+#   download (resumable, verified) -> import (restricted unpickler: no code from the file
+#   runs) -> results/pretrained/{name}/snapshot.pt -> evaluate in each FID mode this machine
+#   has (clean; legacy_tensorflow too where NVIDIA's Inception is in metrics.weights_dir,
+#   the protocol of the official FID-50k table) -> results/pretrained/{name}/metrics-{mode}.json
+
+
+def pretrained_file(wildcards):
+    """The checkpoint: downloaded into cache_dir, or the local path the config names."""
+    spec = PRETRAINED[wildcards.name]
+    if "path" in spec:
+        return spec["path"]
+    return f"{config['cache_dir']}/pretrained/{wildcards.name}.pkl"
+
+
+def pretrained_stats(wildcards):
+    dataset = PRETRAINED[wildcards.name]["dataset"]
+    return f"results/stats/{dataset}/{wildcards.mode}-real{config['metrics']['num_real']}.npz"
+
+
+def pretrained_manifest(wildcards):
+    return f"results/datasets/{PRETRAINED[wildcards.name]['dataset']}/dataset.json"
+
+
+def pretrained_num_gen(wildcards=None):
+    m = config["metrics"]
+    return m["final_num_gen"] or m["num_gen"]
+
+
+rule download_checkpoint:
+    output:
+        f"{config['cache_dir']}/pretrained/{{name}}.pkl",
+    params:
+        url=lambda w: PRETRAINED[w.name]["url"],
+        check=lambda w: " ".join(
+            ([f"--sha256 {PRETRAINED[w.name]['sha256']}"] if PRETRAINED[w.name]["sha256"] else [])
+            + ([f"--size {PRETRAINED[w.name]['size']}"] if PRETRAINED[w.name]["size"] else [])),
+    log:
+        "results/logs/pretrained/download/{name}.log",
+    # A finished download is kept even if a later edit of the config changes its params.
+    retries: 2
+    conda:
+        "../../environment.yml"
+    shell:
+        "ganrepro download {params.url:q} --out {output:q} {params.check} > {log} 2>&1"
+
+
+rule import_checkpoint:
+    input:
+        pretrained_file,
+    output:
+        "results/pretrained/{name}/snapshot.pt",
+    params:
+        network=lambda w: PRETRAINED[w.name]["network"],
+        expect=lambda w: " ".join(
+            ([f"--expect-sha256 {PRETRAINED[w.name]['sha256']}"] if PRETRAINED[w.name]["sha256"] else [])
+            + ([f"--expect-model {PRETRAINED[w.name]['model']}"] if PRETRAINED[w.name]["model"] else [])),
+    log:
+        "results/logs/pretrained/import/{name}.log",
+    conda:
+        "../../environment.yml"
+    shell:
+        "ganrepro import-checkpoint {input:q} --out {output:q} --network {params.network} {params.expect}"
+        " > {log} 2>&1"
+
+
+rule evaluate_pretrained:
+    input:
+        snapshot="results/pretrained/{name}/snapshot.pt",
+        stats=pretrained_stats,
+        manifest=pretrained_manifest,
+    output:
+        "results/pretrained/{name}/metrics-{mode}.json",
+    params:
+        dataset=lambda w: PRETRAINED[w.name]["dataset"],
+        data=lambda w, input: str(Path(input.manifest).parent),
+        trunc=lambda w: PRETRAINED[w.name]["truncation"],
+        names=",".join(config["metrics"]["names"]),
+        num_real=config["metrics"]["num_real"],
+        num_gen=pretrained_num_gen,
+        repeats=config["metrics"]["repeats"],
+        seed=config["metrics"]["seed"],
+        batch_size=config["metrics"]["batch_size"],
+        weights_dir=config["metrics"]["weights_dir"],
+        device=config["metrics"]["device"],
+    log:
+        "results/logs/pretrained/evaluate/{name}/{mode}.log",
+    benchmark:
+        "results/benchmarks/pretrained/{name}/{mode}.tsv"
+    threads: 1  # as real_stats
+    resources:
+        gpu=1,
+    conda:
+        "../../environment.yml"
+    shell:
+        "ganrepro evaluate --snapshot {input.snapshot:q} --dataset {params.dataset} --data {params.data:q}"
+        " --stats {input.stats:q} --num-real {params.num_real} --metrics {params.names} --num-gen {params.num_gen}"
+        " --seed {params.seed} --repeats {params.repeats} --fid-mode {wildcards.mode} --trunc {params.trunc}"
+        " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
+        " --device {params.device} --out {output:q} > {log} 2>&1"
+
+
+rule pretrained:
+    # A named target for this branch alone: `snakemake pretrained`.
+    input:
+        pretrained_metrics(),
+    localrule: True
