@@ -278,3 +278,23 @@ def test_options_are_checked():
         Options(num_gen=[1]).check()
     with pytest.raises(MetricsError, match="num_real must be 'all'"):
         stats.parse_num_real("some")
+
+
+def test_truncation_pulls_the_generated_images_towards_the_average(snapshot):
+    """evaluate --trunc: psi 0 draws every image at w_avg (the images then differ only by
+    their noise), psi 1 leaves them as drawn; a psi outside [0, 1] is refused."""
+    from ganrepro.metrics.evaluate import generate
+
+    G, _ = models.load_snapshot(snapshot)
+    G.w_avg.normal_()                                # away from zero, so psi 0 is not w = 0
+    G.requires_grad_(False)
+    for block in G.modules():
+        if hasattr(block, "strength"):
+            block.strength.zero_()                   # no noise: images depend on w alone
+    cpu = torch.device("cpu")
+    flat = np.concatenate(list(generate(G, 6, 0, 3, cpu, psi=0.0))).astype(int)
+    full = np.concatenate(list(generate(G, 6, 0, 3, cpu))).astype(int)
+    assert np.abs(flat - flat[:1]).max() == 0
+    assert np.abs(full - full[:1]).max() > 10
+    with pytest.raises(MetricsError, match="truncation psi must be between 0 and 1"):
+        Options(psi=1.5).check()
