@@ -120,6 +120,29 @@ def pretrained_metrics():
     return [f"results/pretrained/{name}/metrics-{mode}.json" for name in PRETRAINED for mode in modes]
 
 
+# ---------------------------------------------------------------- released checkpoints
+def pretrained_file(wildcards):
+    """The checkpoint: downloaded into cache_dir, or the local path the config names."""
+    spec = PRETRAINED[wildcards.name]
+    if "path" in spec:
+        return spec["path"]
+    return f"{config['cache_dir']}/pretrained/{wildcards.name}.pkl"
+
+
+def pretrained_stats(wildcards):
+    dataset = PRETRAINED[wildcards.name]["dataset"]
+    return f"results/stats/{dataset}/{wildcards.mode}-real{config['metrics']['num_real']}.npz"
+
+
+def pretrained_manifest(wildcards):
+    return f"results/datasets/{PRETRAINED[wildcards.name]['dataset']}/dataset.json"
+
+
+def pretrained_num_gen(wildcards=None):
+    m = config["metrics"]
+    return m["final_num_gen"] or m["num_gen"]
+
+
 def metrics_files():
     """Every metrics JSON of the run: dataset x model x seed x kimg."""
     return [f"results/metrics/{d}/{m}/seed{s}/kimg{k:06d}.json" for d, m, s in runs() for k in KIMGS]

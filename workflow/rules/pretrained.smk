@@ -6,28 +6,6 @@
 #   the protocol of the official FID-50k table) -> results/pretrained/{name}/metrics-{mode}.json
 
 
-def pretrained_file(wildcards):
-    """The checkpoint: downloaded into cache_dir, or the local path the config names."""
-    spec = PRETRAINED[wildcards.name]
-    if "path" in spec:
-        return spec["path"]
-    return f"{config['cache_dir']}/pretrained/{wildcards.name}.pkl"
-
-
-def pretrained_stats(wildcards):
-    dataset = PRETRAINED[wildcards.name]["dataset"]
-    return f"results/stats/{dataset}/{wildcards.mode}-real{config['metrics']['num_real']}.npz"
-
-
-def pretrained_manifest(wildcards):
-    return f"results/datasets/{PRETRAINED[wildcards.name]['dataset']}/dataset.json"
-
-
-def pretrained_num_gen(wildcards=None):
-    m = config["metrics"]
-    return m["final_num_gen"] or m["num_gen"]
-
-
 rule download_checkpoint:
     output:
         f"{config['cache_dir']}/pretrained/{{name}}.pkl",
