@@ -118,8 +118,9 @@ def count_parameters(module: nn.Module) -> int:
 
 
 def save_snapshot(path: str | Path, G: nn.Module, name: str, hparams: dict[str, Any],
-                  kimg: int, config_hash: str | None = None) -> None:
-    """Write an inference snapshot atomically (temp file + rename)."""
+                  kimg: int, config_hash: str | None = None, source: dict[str, Any] | None = None) -> None:
+    """Write an inference snapshot atomically (temp file + rename). `source`: where an
+    imported snapshot came from (file, sha256, format), recorded as metadata."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -127,6 +128,8 @@ def save_snapshot(path: str | Path, G: nn.Module, name: str, hparams: dict[str, 
         "config_hash": config_hash, "ganrepro_version": __version__,
         "state_dict": {k: v.detach().cpu() for k, v in G.state_dict().items()},
     }
+    if source is not None:
+        payload["source"] = source
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.save(payload, tmp)
     os.replace(tmp, path)
