@@ -41,6 +41,8 @@ class GANformerConfig(StyleGAN2Config):
     kmeans_iters: int = 1           # k-means rounds per layer (official default 1)
     pos_dim: int = 0                # sinusoidal image-grid features; 0 = w_dim (official)
     d_attention: bool = False       # attention in the discriminator too (not in the official code)
+    normalize_global: bool = True   # RMS-normalize the global z (official PyTorch; the TF code, hence the
+                                    # released TF checkpoints as the official loader reads them, did not)
 
 
 def _attention_factory(cfg: GANformerConfig, kind: str, latent_pos: bool = True):
@@ -71,7 +73,8 @@ class GANformerGenerator(Generator):
 
     def map(self, z: torch.Tensor, psi: float = 1.0, update_avg: bool = True):
         """ws [B, num_ws, k + 1, w_dim] (local latents first, the global one last) and None."""
-        w_global = self.mapping(normalize_latent(z[:, -1], dims=-1))
+        z_global = normalize_latent(z[:, -1], dims=-1) if self.cfg.normalize_global else z[:, -1]
+        w_global = self.mapping(z_global)
         w_local = self.local_mapping(normalize_latent(z[:, :-1], dims=(1, 2)), self.pos)
         w = torch.cat([w_local, w_global[:, None]], dim=1)
         return self._broadcast(w, psi, update_avg), None

@@ -216,7 +216,8 @@ def _tf_kwargs(static: dict) -> dict:
             "w_avg_beta": kw(["dlatent_avg_beta", "w_avg_beta"], 0.995), "resnet": kw("mapping_resnet", False),
             "ltnt2ltnt": kw("mapping_ltnt2ltnt", False), "transformer": transformer,
             "num_heads": kw("num_heads", 1), "attention_dropout": kw("attention_dropout", 0.12),
-            "ltnt_gate": kw("ltnt_gate", False), "use_pos": kw("use_pos", False)},
+            "ltnt_gate": kw("ltnt_gate", False), "use_pos": kw("use_pos", False),
+            "normalize_global": False},                  # the loader's setting for TF networks
         "synthesis_kwargs": {
             "crop_ratio": kw("crop_ratio"), "channel_base": kw(["fmap_base", "channel_base"], 16 << 10) * 2,
             "channel_max": kw(["fmap_max", "channel_max"], 512), "architecture": kw("architecture", "skip"),
@@ -316,7 +317,7 @@ def _tf_network(data: tuple, network: str, path: Path) -> tuple[dict, dict]:
         except KeyError:
             raise CheckpointError(f"{path}: unexpected TensorFlow variable {name!r} in {network}; ganrepro imports "
                                   "the official GANformer generators") from None
-        out[key] = torch.from_numpy(np.ascontiguousarray(tensor, dtype=np.float32))
+        out[key] = torch.tensor(np.array(tensor, dtype=np.float32))      # a copy: flips have negative strides
     return kwargs, out
 
 
@@ -329,6 +330,14 @@ def _log2_res(x: int) -> int:
 def hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any]]:
     """(registry model, hyper-parameters) of an official Generator's kwargs; anything ganrepro
     cannot compute exactly is refused with the kwarg and its value."""
+    try:
+        return _hparams_from_official(kwargs, where)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{where}: its generator's kwargs are incomplete or malformed "
+                              f"({type(err).__name__}: {err}); not an official GANformer generator") from None
+
+
+def _hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any]]:
     mk, sk = dict(kwargs.get("mapping_kwargs") or {}), dict(kwargs.get("synthesis_kwargs") or {})
 
     def refuse(name, value, allowed):
@@ -378,7 +387,8 @@ def hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any]
               attention_dropout=float(sk.get("attention_dropout", 0.12)), integration=sk.get("integration", "add"),
               start_res=2 ** lowest, end_res=2 ** highest, kmeans_iters=int(sk.get("kmeans_iters", 1)),
               pos_dim=int(sk.get("pos_dim") or 0), style=bool(sk.get("style", True)),
-              mapping_ltnt2ltnt=bool(mk.get("ltnt2ltnt", False)), duplex_keys="kmeans")
+              mapping_ltnt2ltnt=bool(mk.get("ltnt2ltnt", False)), duplex_keys="kmeans",
+              normalize_global=bool(mk.get("normalize_global", True)))
     return ("ganformer-duplex" if sk.get("kmeans", False) else "ganformer-simplex"), hp
 
 
