@@ -150,9 +150,8 @@ def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple
             magic = f.read(1)
         if magic == b"\x80":           # pickle's PROTO opcode: a bare pickle, not torch.save's zip archive
             raise ConfigError(f"{path} is not a ganrepro snapshot but a plain pickle (like the official "
-                              f"StyleGAN/GANformer .pkl files); ganrepro reads the snapshot-KIMG.pt files it writes, and "
-                              f"`ganrepro import-checkpoint {path} --out snapshot.pt` makes one from an official "
-                              f"GANformer checkpoint")
+                              "GANformer .pkl files): make a snapshot of an official checkpoint with "
+                              "`ganrepro import-checkpoint FILE --out snapshot.pt`")
         with warnings.catch_warnings():      # torch warns about the pickle protocol of foreign files
             warnings.simplefilter("ignore", UserWarning)
             payload = torch.load(path, map_location="cpu", weights_only=True)
