@@ -72,7 +72,7 @@ class Persistent:
 
     def __init__(self, meta: dict):
         if not isinstance(meta, dict) or meta.get("type") != "class":
-            raise CheckpointError("a persistent object of an unknown kind")
+            raise CheckpointError("it holds a persistent object of an unknown kind (not an official network)")
         self.class_name = str(meta.get("class_name"))
         self.state = meta.get("state") or {}
 
@@ -142,8 +142,10 @@ def safe_load(path: Path) -> Any:
     try:
         with open(path, "rb") as f:
             return SafeUnpickler(f, str(path)).load()
-    except CheckpointError:
-        raise
+    except CheckpointError as err:
+        if str(path) in str(err):
+            raise
+        raise CheckpointError(f"{path}: {err}") from None
     except FileNotFoundError:
         raise CheckpointError(f"{path} does not exist") from None
     except IsADirectoryError:
