@@ -327,6 +327,12 @@ def test_released_checkpoints_table_names_each_protocol_beside_the_readme(tmp_pa
     assert table["Difference"].tolist() == pytest.approx([10.0 - readme, 9.7 - readme])
     tex = (tmp_path / "results/tables/pretrained.tex").read_text()
     assert "clean-fid legacy TF" in tex and "10.00 ± 1.00 (3)" in tex
+    write_figures(results, tmp_path / "results/figures")
+    report = rendermod.render(results, published, TEMPLATE, BIB, tmp_path / "results/tables",
+                              tmp_path / "results/figures", tmp_path / "results/report")
+    assert "tab:pretrained" in report.read_text()
+    if shutil.which("latexmk"):
+        assert rendermod.compile_pdf(report).is_file()
 
 
 def test_strict_undefined_fails_loudly(tmp_path):
