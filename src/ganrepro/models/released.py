@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import hashlib
 import io
 import json
 import math
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganrepro.data.download import sha256_file
 from ganrepro.errors import GanreproError
 from ganrepro.models import official
 
@@ -395,14 +395,6 @@ def _hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any
 
 
 # ---------------------------------------------------------------------------- import
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 23):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def read_checkpoint(path: str | Path, network: str = "Gs") -> dict[str, Any]:
     """An official checkpoint file -> {"model", "hparams", "state_dict" (ganrepro names),
