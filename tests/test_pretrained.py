@@ -100,3 +100,18 @@ def test_a_changed_checkpoint_on_the_server_is_refused(tmp_path):
     log = (tmp_path / "results/logs/pretrained/download/tf-release.log").read_text()
     assert "checksum mismatch" in log and "Traceback" not in log
     assert not (tmp_path / "resources/pretrained/tf-release.pkl").exists()
+
+
+def test_nvidias_inception_adds_the_legacy_tensorflow_protocol(tmp_path):
+    """Where NVIDIA's file is in metrics.weights_dir the branch also measures in the
+    protocol of the README's numbers (the DAG is planned only: no such file is here)."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(_config("http://127.0.0.1:9/x.pkl")))
+    plan = snakemake(tmp_path, "pretrained", "-n", "--quiet", "rules").stdout
+    assert re.search(r"\bevaluate_pretrained\s+1\b", plan), plan
+    weights = tmp_path / "resources/inception"
+    weights.mkdir(parents=True)
+    (weights / "inception-2015-12-05.pt").write_bytes(b"stand-in: only its presence is read when planning")
+    proc = snakemake(tmp_path, "pretrained", "-n")
+    out = proc.stdout + proc.stderr
+    assert re.search(r"\bevaluate_pretrained\s+2\b", out) and re.search(r"\breal_stats\s+2\b", out), out
+    assert "metrics-legacy_tensorflow.json" in out and "legacy_tensorflow-real16.npz" in out
