@@ -161,6 +161,12 @@ def test_an_unsupported_configuration_names_the_kwarg(tmp_path):
                                         "synthesis_kwargs": {"transformer": True, "crop_ratio": 0.5}}, "x.pkl")
 
 
+def test_a_forged_size_is_refused_before_anything_is_built():
+    with pytest.raises(released.CheckpointError, match=r"official kwarg channel_max=100000000"):
+        released.hparams_from_official({"img_resolution": 256, "k": 17, "synthesis_kwargs": {
+            "transformer": True, "channel_max": 10 ** 8}}, "x.pkl")
+
+
 def test_a_snapshot_of_an_official_pickle_says_how_to_import_it(tmp_path):
     path = tmp_path / "network-snapshot.pkl"
     shutil.copy(HERE / "pt-simplex.pkl", path)

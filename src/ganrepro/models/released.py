@@ -360,6 +360,16 @@ def _hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any
         refuse("resample_kernel", sk["resample_kernel"], "[1, 3, 3, 1]")
     res = int(kwargs["img_resolution"])
     k = int(kwargs.get("k", 1))
+    # Sizes are checked before anything is built, so a forged file cannot ask for a huge network.
+    if res not in (8, 16, 32, 64, 128, 256, 512, 1024):
+        refuse("img_resolution", res, "8 to 1024 px, a power of two")
+    for name, value, most in (("k", k, 257), ("z_dim", kwargs.get("z_dim", 512), 4096),
+                              ("w_dim", kwargs.get("w_dim", 512), 4096),
+                              ("channel_max", sk.get("channel_max", 512), 4096),
+                              ("channel_base", sk.get("channel_base", 32 << 10), 1 << 20),
+                              ("num_layers", mk.get("num_layers", 8), 64)):
+        if not 1 <= int(value) <= most:
+            refuse(name, value, f"{name} from 1 to {most}")
     transformer = bool(sk.get("transformer", False))
     hp: dict[str, Any] = {
         "resolution": res, "channels": int(kwargs.get("img_channels", 3)),
