@@ -1,20 +1,99 @@
-"""Writing files so that a reader never sees a half-written one."""
+"""Writing files so that a reader never sees a half-written one, and a full disk is an
+ordinary error.
+
+`atomic_write(path)` is the one way this package writes a file: it yields a hidden
+temporary path beside `path` (same suffix, so writers that go by the extension, such as
+PIL, numpy and matplotlib, keep working), renames it into place when the block ends
+without error (atomic on POSIX) and removes it otherwise. A write that fails because the
+file system is full raises `DiskFullError`, one sentence naming the path.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import shutil
 from pathlib import Path
+from typing import Iterator
+
+from ganrepro.errors import GanreproError
+
+# torch.save and a few C writers report a full disk as a RuntimeError with no errno; when
+# the file system has less than this left after a failed write, the failure is taken as that.
+_NEARLY_FULL = 1 << 20
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class DiskFullError(GanreproError):
+    """A file could not be written for lack of space; nothing half-written is left."""
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes free for an unprivileged writer on the file system of `path` (or its nearest
+    existing parent); None when it cannot be told."""
+    path = Path(path).absolute()
+    for candidate in (path, *path.parents):
+        try:
+            return shutil.disk_usage(candidate).free
+        except OSError:
+            continue
+    return None
+
+
+def is_disk_full(err: BaseException, path: str | Path) -> bool:
+    """Whether `err`, raised while writing `path`, means the disk (or a quota) is full."""
+    if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
+        return True
+    if isinstance(err, (OSError, RuntimeError)):
+        free = free_bytes(path)
+        return free is not None and free < _NEARLY_FULL
+    return False
+
+
+def disk_full_error(path: str | Path, err: BaseException) -> DiskFullError:
+    free = free_bytes(path)
+    left = f" ({free:,} bytes free)" if free is not None else ""
+    return DiskFullError(f"{path}: no space left on the device{left}; nothing was written there. "
+                         "Free some space and run the same command again")
+
+
+def temporary_path(path: Path) -> Path:
+    """The hidden temporary name `atomic_write` uses for `path` in this process."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces `path` at once. On any
+    error the temporary file is removed; a full disk becomes a `DiskFullError`."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if is_disk_full(err, path.parent):
+            raise disk_full_error(path, err) from None
+        raise
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if is_disk_full(err, path):
+            raise disk_full_error(path, err) from None
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write `text` to a hidden temporary file beside `path`, then rename it into place
-    (atomic on POSIX): an interrupted write leaves the old file or none, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    """Write `text` to `path` atomically (see `atomic_write`)."""
+    with atomic_write(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (see `atomic_write`)."""
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
