@@ -18,6 +18,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def memory_bytes() -> int:
+    """The machine's physical memory in bytes (what a network's weights must fit in)."""
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
 def git_commit(where: str | Path = Path(__file__).parent) -> str | None:
     """`git rev-parse HEAD` of the ganrepro checkout that runs, with "-dirty" appended when
     tracked files differ from it (as `git describe --dirty` marks it), or None (an

@@ -108,6 +108,59 @@ def build(name: str, **hparams) -> Networks:
     return Networks(name, dataclasses.asdict(cfg), G, D)
 
 
+# Training holds G, D and G_ema, a gradient and two Adam moments for G and D: about this many
+# fp32 copies of (G + D)'s parameters.
+TRAINING_COPIES = 5
+
+
+def expected_state(name: str, **hparams) -> dict[str, tuple[int, ...]]:
+    """The generator's state_dict shapes for `hparams`, from a build on the meta device
+    (nothing allocated, so any size is cheap to ask about)."""
+    cfg = resolve_hparams(name, **hparams)
+    try:
+        with torch.device("meta"):
+            G = MODELS[name].generator(cfg)
+    except ValueError as err:
+        raise ConfigError(f"cannot build {name}: {err}") from None
+    return {k: tuple(v.shape) for k, v in G.state_dict().items()}
+
+
+def network_bytes(name: str, *, training: bool = False, **hparams) -> int:
+    """Bytes of fp32 weights of `name` at `hparams`, counted on the meta device: the
+    generator's state alone, or (training) G, D and their optimizer state."""
+    cfg = resolve_hparams(name, **hparams)
+    try:
+        with torch.device("meta"):
+            G = MODELS[name].generator(cfg)
+            count = sum(v.numel() for v in G.state_dict().values())
+            if training:
+                D = MODELS[name].discriminator(cfg)
+                count = TRAINING_COPIES * (count + sum(p.numel() for p in D.parameters()))
+    except ValueError as err:
+        raise ConfigError(f"cannot build {name}: {err}") from None
+    return 4 * count
+
+
+def check_network_size(name: str, hparams: dict[str, Any], where: str, *, training: bool = False,
+                       limit: int | None = None) -> int:
+    """Refuse, before anything is allocated, a network whose weights (training: with D and
+    the optimizer state) would not fit in `limit` bytes (default: the machine's memory).
+    `where` names the keys or file that set `hparams`. Returns the bytes."""
+    from ganrepro.machine import memory_bytes
+
+    need = network_bytes(name, training=training, **hparams)
+    whose = "this machine has" if limit is None else "allowed"
+    limit = memory_bytes() if limit is None else limit
+    if need > limit:
+        sizes = ", ".join(f"{k}={hparams[k]}" for k in ("resolution", "channel_base", "channel_max", "z_dim",
+                                                        "w_dim", "components") if k in hparams)
+        raise ConfigError(f"{where}: {name} at {sizes} needs about {need / 2**30:.1f} GiB of weights"
+                          f"{' and optimizer state' if training else ''}, more than the "
+                          f"{limit / 2**30:.1f} GiB {whose}; "
+                          "lower those keys")
+    return need
+
+
 def configured_hparams(cfg: dict, name: str, resolution: int, channels: int = 3) -> dict[str, Any]:
     """The hyper-parameters a resolved config asks for `name` at a dataset's size."""
     return {**cfg.get("hparams", {}).get(name, {}), "resolution": resolution, "channels": channels}
