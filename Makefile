@@ -5,7 +5,8 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.ganrepro-installed
 CORES   ?= all
-# Empty = the Snakefile's default target, rule `report` (the reproducibility report).
+# Empty = the Snakefile's default target, rule `report` (the reproducibility report). It goes
+# first on the command line: a --configfile in SNAKEMAKE_ARGS takes every word after it.
 TARGET  ?=
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
@@ -39,7 +40,7 @@ tex:
 	fi
 
 report: install tex
-	$(BIN)/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS) $(TARGET)
+	$(BIN)/snakemake $(TARGET) --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

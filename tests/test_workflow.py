@@ -128,3 +128,19 @@ def test_bench_data_reports_throughput_with_the_device():
     assert lines[0].startswith("device: ") and "cores usable" in lines[0]
     assert lines[1].startswith("shapes generation: 20 images at 32x32") and "img/s" in lines[1]
     assert lines[2].startswith("loader: 384 images at 16x16") and "img/s" in lines[2]
+
+
+def test_readme_cluster_commands_resolve_the_dag(tmp_path):
+    """The SLURM commands the README documents, word for word (as dry runs in a scratch
+    working directory): a target after --configfile would be read as a config file."""
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    commands = [line.split("#")[0].split() for line in readme.splitlines()
+                if line.startswith("snakemake ") and "--profile workflow/profiles/slurm" in line]
+    assert commands, "the README documents no cluster command"
+    for words in commands:
+        args = [w for w in words[1:] if w != "-n"]
+        proc = run([str(BIN / "snakemake"), *args, "-n", "-d", str(tmp_path)], cwd=REPO, check=False)
+        assert proc.returncode == 0, f"{shlex.join(words)}\n{proc.stdout}\n{proc.stderr}"
+        assert "Job stats" in proc.stdout + proc.stderr, shlex.join(words)
