@@ -225,3 +225,17 @@ def wait_for_path(proc: subprocess.Popen, ready, what: str, poll: float = 0.05) 
         if proc.poll() is not None:
             raise AssertionError(f"the process ended ({proc.returncode}) before {what}")
         time.sleep(poll)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With GANREPRO_HOSTILE_LOG=FILE, write each hostile case's command, exit status, peak
+    memory and CPU time there (tab-separated): the figures the hostile-input notes quote."""
+    target = os.environ.get("GANREPRO_HOSTILE_LOG")
+    if not target:
+        return
+    import hostile
+
+    with open(target, "w") as f:
+        f.write("command\trc\tpeak_rss_mib\tcpu_s\n")
+        for command, rc, peak, cpu in hostile._LOG:
+            f.write(f"{command}\t{rc}\t{peak / 2**20:.0f}\t{cpu:.2f}\n")

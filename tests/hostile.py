@@ -57,6 +57,7 @@ class Result:
     stderr: str
     peak_rss: int               # bytes
     rss_above_imports: int      # bytes above what the imports alone take
+    cpu_seconds: float = 0.0    # user + system time of the child (reported, never asserted)
 
     @property
     def error_lines(self) -> list[str]:
@@ -86,8 +87,15 @@ def run_bounded(args: list[str], *, cwd: str | Path | None = None, env: dict | N
         out.seek(0)
         err.seek(0)
         peak = usage.ru_maxrss * 1024
-        return Result(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                      peak, peak - rss)
+        result = Result(proc.returncode, out.read().decode(errors="replace"),
+                        err.read().decode(errors="replace"), peak, peak - rss, usage.ru_utime + usage.ru_stime)
+        _LOG.append((" ".join(map(str, args))[:160], result.rc, result.peak_rss, result.cpu_seconds))
+        return result
+
+
+# (command, rc, peak resident bytes, CPU seconds) of every bounded run in this session; the
+# suite writes it out when GANREPRO_HOSTILE_LOG names a file (see conftest.py).
+_LOG: list[tuple[str, int, int, float]] = []
 
 
 def assert_refused(result: Result, pattern: str, *, rc: int = 1, markers: tuple[Path, ...] = (),
