@@ -31,7 +31,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import cartoon_archive, cartoon_face, png_bytes  # noqa: E402
+from conftest import cartoon_archive, png_bytes  # noqa: E402
 from hostile import GIB as GiB, assert_refused, run_bounded  # noqa: E402
 
 MiB = 1 << 20
@@ -283,8 +283,8 @@ def only_image(name: str, blob: bytes):
     return lambda tmp_path: folder_spec(zip_of(tmp_path / "one.zip", [(name, blob)]))
 
 
-def only_member_tar(members, suffix=".tar", pack=lambda b: b):
-    return lambda tmp_path: cartoon_spec(write(tmp_path, "c" + suffix, pack(tar_bytes(members))))
+def only_member_tar(members):
+    return lambda tmp_path: cartoon_spec(write(tmp_path, "c.tar", tar_bytes(members)))
 
 
 NONE_USABLE = r"none of the 1 images in \S*one\.zip could be used \("
@@ -393,6 +393,9 @@ CASES = {
     "tgz-truncated": (
         lambda t: cartoon_spec(write(t, "c.tgz", cartoon_archive(n=3)[:-4000])),
         r"c\.tgz is damaged and cannot be read to the end"),
+    "file-url-larger-than-its-configured-size": (
+        lambda t: cartoon_spec(write(t, "c.tgz", cartoon_archive(n=2)), size=1000),
+        r"file://\S*c\.tgz holds [\d,]+ bytes, more than the 1,000 bytes expected; refusing it"),
     "not-an-archive": (
         lambda t: cartoon_spec(write(t, "c.tgz", b"<html>404 not found</html>" * 40)),
         r"c\.tgz is neither a tar nor a zip archive"),

@@ -113,7 +113,7 @@ class _Bounded:
         return data
 
 
-def _open_tar_stream(archive: Path, raw):
+def _open_tar_stream(raw):
     """(decompressed stream, whether it is compressed) by the file's magic bytes."""
     head = raw.read(6)
     raw.seek(0)
@@ -129,7 +129,7 @@ def _open_tar_stream(archive: Path, raw):
 def _iter_tar(archive: Path, select: Callable[[str], bool]) -> Iterator[Member]:
     packed = archive.stat().st_size
     with open(archive, "rb") as raw:
-        stream, compressed = _open_tar_stream(archive, raw)
+        stream, compressed = _open_tar_stream(raw)
         limit = _unpack_limit(packed) if compressed else packed
         try:
             tar = tarfile.open(fileobj=_Bounded(stream, limit, archive), mode="r|")
