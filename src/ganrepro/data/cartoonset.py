@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ganrepro.data.archive import iter_members
+from ganrepro.data.archive import Unusable, iter_members
 from ganrepro.data.download import cache_path, fetch
 from ganrepro.data.images import IMAGE_EXTENSIONS, Geometry, prepare_many
 from ganrepro.data.store import ATTRIBUTES, DatasetWriter
@@ -46,13 +46,15 @@ def prepare(name: str, spec: dict, out: Path, cache_dir: Path, workers: int = 1)
     digest = fetch(spec["url"], archive, spec["sha256"], spec["size"])
     geometry = Geometry(spec["resolution"], spec["channels"])
     attributes: dict[str, dict[str, int] | None] = {}
-    members = iter_members(archive)
+    members = iter_members(archive, lambda m: m.lower().endswith((".csv", *IMAGE_EXTENSIONS)))
 
-    def take_attributes(member: str, data: bytes) -> bool:
+    def take_attributes(member: str, data: bytes | Unusable) -> bool:
         """Record a csX.csv; False for any other member."""
         if not member.lower().endswith(".csv"):
             return False
         try:
+            if isinstance(data, Unusable):
+                raise ValueError(data.reason)
             attributes[_stem(member)] = parse_attributes(data)
         except (ValueError, UnicodeDecodeError) as err:
             log.warning("%s: unreadable attributes file %s (%s)", archive, member, err)

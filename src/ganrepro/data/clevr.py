@@ -19,10 +19,8 @@ def prepare(name: str, spec: dict, out: Path, cache_dir: Path, workers: int = 1)
     geometry = Geometry(spec["resolution"], spec["channels"], ratio=spec["ratio"], square="pad")
     folder = f"/images/{spec['split']}/"
 
-    def images():
-        for member, data in iter_members(archive):
-            if folder in f"/{member}" and member.lower().endswith(".png"):
-                yield member, data
+    def images():   # only the split's PNGs are read (the archive also holds large JSON files)
+        yield from iter_members(archive, lambda m: folder in f"/{m}" and m.lower().endswith(".png"))
 
     with DatasetWriter(out, geometry.resolution, geometry.channels) as writer:
         writer.add_all(prepare_many(images(), geometry, workers), spec["max_images"])

@@ -11,7 +11,7 @@ import logging
 import zipfile
 from pathlib import Path
 
-from ganrepro.data.archive import open_zip
+from ganrepro.data.archive import MAX_MEMBER_BYTES, Unusable, ZipMembers, too_large
 from ganrepro.data.download import sha256_file
 from ganrepro.data.images import IMAGE_EXTENSIONS, Geometry, prepare_many
 from ganrepro.data.store import DatasetWriter
@@ -24,6 +24,20 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _read_bounded(path: Path) -> bytes | Unusable:
+    """A file's bytes, or Unusable when it holds more than one member may (never read whole)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MEMBER_BYTES + 1)
+            if len(data) > MAX_MEMBER_BYTES:
+                f.seek(0, 2)
+                return too_large(max(f.tell(), len(data)))
+            return data
+    except OSError as err:
+        log.warning("cannot read %s: %s", path, err.strerror)
+        return b""      # unreadable: prepare_image reports it as not an image
+
+
 def _from_directory(root: Path, digest):
     files = sorted((p for p in root.rglob("*") if p.is_file() and _is_image(p.name)),
                    key=lambda p: p.relative_to(root).as_posix())
@@ -31,25 +45,17 @@ def _from_directory(root: Path, digest):
     def items():
         for path in files:
             rel = path.relative_to(root).as_posix()
-            try:
-                data = path.read_bytes()
-            except OSError as err:
-                data = b""      # unreadable: prepare_image reports it as not an image
-                log.warning("cannot read %s: %s", path, err.strerror)
-            digest.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+            data = _read_bounded(path)
+            member = (hashlib.sha256(data).digest() if isinstance(data, bytes)
+                      else bytes.fromhex(sha256_file(path)))      # too large to read: hashed in chunks
+            digest.update(rel.encode() + b"\0" + member)
             yield rel, data
     return len(files), items()
 
 
 def _from_zip(path: Path):
-    zf = open_zip(path)
-    members = sorted(i.filename for i in zf.infolist() if not i.is_dir() and _is_image(i.filename))
-
-    def items():
-        with zf:
-            for name in members:
-                yield name, zf.read(name)
-    return len(members), items()
+    members = ZipMembers(path, _is_image, sort=True)
+    return len(members), iter(members)
 
 
 def prepare(name: str, spec: dict, out: Path, cache_dir: Path, workers: int = 1) -> None:

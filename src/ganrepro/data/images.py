@@ -5,6 +5,15 @@ way: unreadable, truncated or non-image files raise BadImage (the caller skips a
 them); transparency is composited on white; 16-bit images are scaled, not clipped;
 EXIF orientation is applied; images smaller than the target are skipped unless upscaling
 is allowed.
+
+An image is opened (its header parsed) before it is decoded, and its declared size is
+checked first: at most `MAX_IMAGE_PIXELS` pixels (Pillow's own default, so no usable
+image is lost), and above `DENSE_PIXELS` at most `MAX_PIXELS_PER_BYTE` pixels per byte of
+file, so a small file cannot make us decode a huge image (a 1 MB file stays under 17
+megapixels; a real photo has a few pixels per byte). Only the formats of
+`IMAGE_EXTENSIONS` are opened, so a file never reaches a decoder that runs a program
+(Pillow's EPS plugin calls Ghostscript). Pillow's own bomb checks are a backstop and
+give the same kind of reason.
 """
 
 from __future__ import annotations
@@ -16,8 +25,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ganrepro.data.archive import Unusable
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "DIB", "TIFF", "GIF")   # Pillow's openers for those (JPEG covers MPO)
 WHITE = (255, 255, 255)
+
+MAX_IMAGE_PIXELS = 89_478_485       # Pillow's default Image.MAX_IMAGE_PIXELS
+DENSE_PIXELS = 1 << 24              # above this, a file must hold a byte per MAX_PIXELS_PER_BYTE pixels
+MAX_PIXELS_PER_BYTE = 16
 
 
 class BadImage(Exception):
@@ -39,19 +55,42 @@ class Geometry:
                 "exif_orientation": "applied", "16-bit": "scaled to 8-bit"}
 
 
+def check_declared_size(width: int, height: int, nbytes: int) -> None:
+    """Raise BadImage if an image declaring width x height in a file of `nbytes` is too
+    large to decode safely (see the module doc)."""
+    pixels = width * height
+    if pixels > MAX_IMAGE_PIXELS:
+        raise BadImage(f"declares {width}x{height} = {pixels:,} pixels, more than the "
+                       f"{MAX_IMAGE_PIXELS:,} allowed")
+    if pixels > DENSE_PIXELS and pixels > nbytes * MAX_PIXELS_PER_BYTE:
+        raise BadImage(f"declares {width}x{height} = {pixels:,} pixels in a file of {nbytes:,} bytes; "
+                       f"an image above {DENSE_PIXELS:,} pixels may declare at most "
+                       f"{MAX_PIXELS_PER_BYTE} pixels per byte of file (a decompression bomb)")
+
+
 def decode(data: bytes) -> Image.Image:
-    """Open and fully decode an image; raise BadImage if it is not one or is damaged."""
+    """Open and fully decode an image; raise BadImage if it is not one, is damaged or
+    declares a size too large to decode safely."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            # Our own check below is stricter than Pillow's warning; its error stays a backstop.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=FORMATS)
+            check_declared_size(*img.size, len(data))
             img.load()
     except UnidentifiedImageError:
         raise BadImage("not an image file (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except Image.DecompressionBombError as err:
+        raise BadImage(f"declares more than the {MAX_IMAGE_PIXELS:,} pixels allowed ({err})") from None
+    except ValueError as err:
+        if "MAX_TEXT_CHUNK" in str(err) or "MAX_TEXT_MEMORY" in str(err):
+            raise BadImage("a compressed text or colour-profile chunk unpacks to more than Pillow "
+                           f"allows ({err}); a decompression bomb") from None
         raise BadImage(f"truncated or corrupt image ({err})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise BadImage(f"too large to decode safely ({err})") from None
+    except (OSError, SyntaxError, EOFError) as err:
+        raise BadImage(f"truncated or corrupt image ({err})") from None
+    except MemoryError:
+        raise BadImage("too large to decode in the memory available") from None
     try:
         return ImageOps.exif_transpose(img)
     except Exception as err:  # a malformed EXIF block must not stop the whole dataset
@@ -61,10 +100,12 @@ def decode(data: bytes) -> Image.Image:
 def to_rgb(img: Image.Image, background=WHITE) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB; transparency composited on `background`."""
     if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        arr = np.asarray(img, dtype=np.float64)
+        arr = np.array(img, dtype=np.float64)     # in place from here: one float copy at a time
         if img.mode != "F":
-            arr = arr / 257.0             # 16-bit range 0..65535 -> 0..255
-        img = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
+            arr /= 257.0                  # 16-bit range 0..65535 -> 0..255
+        np.rint(arr, out=arr)
+        np.clip(arr, 0, 255, out=arr)
+        img = Image.fromarray(arr.astype(np.uint8), "L")
     has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
     if has_alpha:
         rgba = img.convert("RGBA")
@@ -123,6 +164,8 @@ def prepare_image(data: bytes, geometry: Geometry) -> np.ndarray:
 
 def _prepare_item(item: tuple[str, bytes, Geometry]):
     name, data, geometry = item
+    if isinstance(data, Unusable):      # an archive member that was not read, and why
+        return name, None, data.reason
     try:
         return name, prepare_image(data, geometry), None
     except BadImage as err:
