@@ -240,9 +240,11 @@ def _counts(value: str) -> list[int]:
     except ValueError:
         counts = []
     if not counts or min(counts) < 2:
-        raise click.BadParameter(f"{value!r}: give one or more image counts >= 2, comma-separated")
+        raise click.BadParameter(f"{value!r}: give one or more image counts >= 2, comma-separated",
+                                 param_hint="'--num-gen'")
     if max(counts) > NUM_GEN_MAX:
-        raise click.BadParameter(f"{value!r}: each image count must be <= {NUM_GEN_MAX} (20x fid50k)")
+        raise click.BadParameter(f"{value!r}: each image count must be <= {NUM_GEN_MAX} (20x fid50k)",
+                                 param_hint="'--num-gen'")
     return counts
 
 
