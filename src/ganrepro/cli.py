@@ -44,7 +44,7 @@ class _FiniteFloatRange(click.FloatRange):
     def convert(self, value, param, ctx):
         rv = super().convert(value, param, ctx)
         if not math.isfinite(rv):
-            self.fail(f"{rv} is not a finite number; allowed: {self._describe_range()}", param, ctx)
+            self.fail(f"{rv} is not a finite number; allowed: {self.min:g}<=x<={self.max:g}", param, ctx)
         return rv
 
 
