@@ -109,9 +109,10 @@ def test_the_bounds_accept_their_own_maxima():
 def test_schema_maxima_are_the_checks_constants():
     props = config.schema()["properties"]
     dataset = config.dataset_schema()
-    shapes = next(b["then"]["properties"] for b in dataset["allOf"] if b["if"]["properties"]["source"]["const"] == "shapes")
-    assert props["seeds"]["items"]["maximum"] == shapes["seed"]["maximum"] == props["metrics"]["properties"]["seed"][
-        "maximum"] == checks.SEED_MAX
+    shapes = next(b["then"]["properties"] for b in dataset["allOf"]
+                  if b["if"]["properties"]["source"]["const"] == "shapes")
+    assert props["seeds"]["items"]["maximum"] == checks.SEED_MAX
+    assert shapes["seed"]["maximum"] == props["metrics"]["properties"]["seed"]["maximum"] == checks.SEED_MAX
     assert props["train"]["properties"]["batch_size"]["maximum"] == checks.BATCH_MAX
     assert props["metrics"]["properties"]["batch_size"]["maximum"] == checks.BATCH_MAX
     assert props["train"]["properties"]["num_workers"]["maximum"] == checks.WORKERS_MAX
