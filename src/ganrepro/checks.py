@@ -22,6 +22,39 @@ def _power_of_two_from(low: int) -> Callable[[Any], bool]:
     return lambda v: v >= low and v & (v - 1) == 0
 
 
+# Upper bounds on every integer that sizes memory, disk or time. Each is far above what a
+# real run uses (the official values are in the comments), so only a typo or a hostile file
+# reaches one; they keep such a value from validating and then dying in the allocator, in a
+# seed overflow or in a disk-filling loop. The config schema repeats the config-side ones
+# (tests/test_hostile_config.py checks that the two agree); the CLI options use them too.
+SEED_MAX = 2 ** 32 - 1          # seeds of NumPy's RandomState and StyleGAN's scripts: 32 bits
+RESOLUTION_MAX = 1024           # the largest official dataset (FFHQ at 1024 px)
+BATCH_MAX = 4096                # official 32; BigGAN's largest batch was 2048
+NUM_IMAGES_MAX = 10_000_000     # over 3x LSUN Bedroom (3M images), the largest dataset of the paper
+NUM_GEN_MAX = 1_000_000         # 20x fid50k, the largest count any metric of the paper uses
+KIMG_MAX = 1_000_000            # 1e9 images: 40x StyleGAN2's 25,000-kimg FFHQ run
+KIMG_LIST_MAX = 1000            # snapshots per run (each one is written and evaluated)
+REPEATS_MAX = 100               # sampling seeds per checkpoint (official 1; the paper's protocol 3)
+WORKERS_MAX = 64                # processes (DataLoader workers, image decoders)
+FRAMES_MAX = 10_000             # frames of one `generate --interpolate` walk (5 min at 30 fps)
+STEPS_MAX = 100_000             # timed steps or rounds of one benchmark
+
+# Model hyper-parameters: name -> largest value (a name a model lacks is never looked up).
+HPARAM_MAXIMA: dict[str, int] = {
+    "z_dim": 4096,              # 8x StyleGAN2's 512
+    "w_dim": 4096,              # 8x StyleGAN2's 512
+    "pos_dim": 4096,            # as w_dim (0 = w_dim)
+    "mapping_layers": 64,       # 8x the official 8
+    "channel_base": 2 ** 20,    # 32x the official 32768
+    "channel_max": 4096,        # 8x the official 512
+    "mbstd_group": BATCH_MAX,   # official 4; it must divide the batch anyway
+    "components": 256,          # 16x GANformer's official 16 latent components
+    "heads": 256,               # official 1; it must divide every attention layer's channels
+    "start_res": RESOLUTION_MAX,
+    "end_res": RESOLUTION_MAX,  # official 128 (every resolution below 256)
+    "kmeans_iters": 64,         # official 1 k-means round per layer
+}
+
 _POSITIVE_INT = (lambda v: v >= 1, ">= 1")
 # name -> (test, what is allowed). A name a model lacks is simply never looked up.
 HPARAM_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -59,8 +92,12 @@ def check_hparams(model: str, hp: dict[str, Any], datasets: dict[str, int], pref
     (`hparams`, or `datasets.NAME.hparams` for one dataset's own)."""
     key = lambda name: f"config key '{prefix}.{model}.{name}'"    # noqa: E731
     for name, value in hp.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key(name)} must be a finite number (got {value})")
         if name in HPARAM_RANGES and not HPARAM_RANGES[name][0](value):
             raise ConfigError(f"{key(name)} must be {HPARAM_RANGES[name][1]} (got {value})")
+        if name in HPARAM_MAXIMA and value > HPARAM_MAXIMA[name]:
+            raise ConfigError(f"{key(name)} must be <= {HPARAM_MAXIMA[name]} (got {value})")
     if "heads" not in hp:
         return
     if hp["start_res"] > hp["end_res"]:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import click
@@ -16,6 +19,8 @@ import yaml
 
 from ganrepro import __version__
 from ganrepro import config as cfgmod
+from ganrepro.checks import (BATCH_MAX, FRAMES_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, REPEATS_MAX, RESOLUTION_MAX,
+                             SEED_MAX, STEPS_MAX, WORKERS_MAX)
 from ganrepro.errors import ConfigError, GanreproError
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -31,6 +36,46 @@ def _config(config_path: str, config_json: str | None) -> dict:
     except json.JSONDecodeError as err:
         raise ConfigError(f"--config-json is not valid JSON ({err})") from None
     return cfgmod.resolve(data, origin="--config-json")
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan (which compares false with both bounds)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{rv} is not a finite number; allowed: {self.min:g}<=x<={self.max:g}", param, ctx)
+        return rv
+
+
+PSI = _FiniteFloatRange(0, 1)          # truncation psi, as metrics.evaluate and the schema allow it
+SEED = click.IntRange(0, SEED_MAX)     # 32-bit seeds, as StyleGAN's scripts (NumPy's RandomState) take
+
+
+def _writable_folder(path: str | Path, option: str = "--out") -> Path:
+    """Make folder `path` (and its parents) and prove a file can be created in it, or one
+    line saying why not (a file in the way, a read-only place, no permission)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{option} {path}: cannot write PNGs there ({err.strerror or err}); "
+                          "give a folder that can be created and written") from None
+    return path
+
+
+def _check_writable_parent(path: str | Path, option: str = "--out") -> None:
+    """Before any work, nothing created: the folder `path`, or its nearest existing
+    ancestor, is a folder this process may write in."""
+    here = Path(os.path.abspath(path))
+    while not os.path.lexists(here) and here != here.parent:
+        here = here.parent
+    if not here.is_dir():
+        raise ConfigError(f"{option} {path}: {here} is not a folder; give a folder that can be created and written")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: {here} is not writable; give a folder that can be created and written")
 
 
 config_json_option = click.option("--config-json", help="The whole config as JSON instead of --config "
@@ -123,7 +168,7 @@ def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
               help="Override one key of the dataset entry (repeatable), e.g. --set resolution=64.")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: results/datasets/NAME].")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Archive cache [default: the config's cache_dir].")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, WORKERS_MAX),
               help="Processes decoding images (results do not depend on it).")
 @click.option("--png/--no-png", default=False, show_default=True, help="Also export the images as PNGs under OUT/png/.")
 def data_prepare(name, config_path, spec_json, sets, out, cache_dir, workers, png) -> None:
@@ -143,7 +188,7 @@ def data_prepare(name, config_path, spec_json, sets, out, cache_dir, workers, pn
 @data_group.command("export-png")
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the PNGs [default: DATASET/png].")
-@click.option("--limit", type=click.IntRange(1), help="Export only the first N images.")
+@click.option("--limit", type=click.IntRange(1, NUM_IMAGES_MAX), help="Export only the first N images.")
 def data_export_png(dataset, out, limit) -> None:
     """Write a prepared dataset's images as PNG files for inspection."""
     from ganrepro.data import export_png
@@ -161,7 +206,7 @@ def data_export_png(dataset, out, limit) -> None:
 @click.option("--model", required=True, help="stylegan2, ganformer-simplex, ganformer-duplex or gan.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False),
               help="Prepared dataset folder [default: results/datasets/DATASET].")
-@click.option("--seed", type=click.IntRange(0), help="Training seed [default: the first of the config's seeds].")
+@click.option("--seed", type=SEED, help="Training seed [default: the first of the config's seeds].")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run folder [default: results/runs/DATASET/MODEL/seedSEED].")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
@@ -176,8 +221,13 @@ def train_command(config_path, dataset, model, data_dir, seed, out, dry_run, con
         raise ConfigError(f"unknown model {model!r}; allowed: {', '.join(models.MODELS)}")
     data_dir = data_dir or f"results/datasets/{dataset}"
     seed = cfg["seeds"][0] if seed is None else seed
+    options = training.dry_run(cfg, data_dir, model, seed)
+    # Refused before anything is allocated: counted on the meta device against this machine's memory.
+    cfgmod.check_network_sizes(cfg, options["dataset"]["name"], options["hparams"]["resolution"],
+                               options["hparams"]["channels"], [model],
+                               "--config-json" if config_json is not None else config_path)
     if dry_run:
-        click.echo(json.dumps(training.dry_run(cfg, data_dir, model, seed), indent=2))
+        click.echo(json.dumps(options, indent=2))
         return
     training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}/seed{seed}", seed)
 
@@ -190,18 +240,34 @@ def _counts(value: str) -> list[int]:
     except ValueError:
         counts = []
     if not counts or min(counts) < 2:
-        raise click.BadParameter(f"{value!r}: give one or more image counts >= 2, comma-separated")
+        raise click.BadParameter(f"{value!r}: give one or more image counts >= 2, comma-separated",
+                                 param_hint="'--num-gen'")
+    if max(counts) > NUM_GEN_MAX:
+        raise click.BadParameter(f"{value!r}: each image count must be <= {NUM_GEN_MAX} (20x fid50k)",
+                                 param_hint="'--num-gen'")
     return counts
+
+
+def _num_real_bound(ctx, param, value):
+    """--num-real: 'all' or a count; the count's upper bound is checked here, the rest by
+    metrics.stats.parse_num_real."""
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return value
+    if n > NUM_IMAGES_MAX:
+        raise click.BadParameter(f"{value!r}: give 'all' or a count <= {NUM_IMAGES_MAX}")
+    return value
 
 
 def _metric_options(fn):
     """Options shared by `evaluate` and `stats`."""
     for option in reversed([
-        click.option("--num-real", default="all", show_default=True,
+        click.option("--num-real", default="all", show_default=True, callback=_num_real_bound,
                      help="Real images for the reference statistics, or 'all'."),
         click.option("--fid-mode", default="clean", show_default=True,
                      type=click.Choice(["clean", "legacy_tensorflow"]), help="clean-fid's mode."),
-        click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1)),
+        click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, BATCH_MAX)),
         click.option("--weights-dir", default="resources/inception", show_default=True,
                      type=click.Path(file_okay=False),
                      help="Where NVIDIA's inception-2015-12-05.pt is used from when present."),
@@ -229,13 +295,13 @@ def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: boo
               help="Comma-separated: fid, kid, pr, is.")
 @click.option("--num-gen", default="10000", show_default=True,
               help="Generated images; several comma-separated counts come from one pass (10000,50000).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the latents and noise.")
-@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the latents and noise.")
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1, REPEATS_MAX),
               help="Measure under seeds SEED..SEED+R-1 and record their spread (noise estimate).")
 @click.option("--stats", "stats_path", type=click.Path(dir_okay=False),
               help="Real-statistics cache [default: results/stats/DATASET/MODE-realN.npz].")
 @click.option("--save-images", type=click.Path(file_okay=False), help="Also write the generated images here as PNGs.")
-@click.option("--trunc", "psi", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+@click.option("--trunc", "psi", default=1.0, show_default=True, type=PSI,
               help="Truncation psi of the generated images (1 = off, the fid50k convention).")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Metrics JSON [default: results/metrics/DATASET/MODEL/kimgKIMG.json].")
@@ -247,6 +313,9 @@ def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats,
     from ganrepro.metrics import Options, evaluate, write_json
     from ganrepro.metrics.stats import default_path, parse_num_real
 
+    if seed + repeats - 1 > SEED_MAX:
+        raise ConfigError(f"--seed {seed} --repeats {repeats} reaches seed {seed + repeats - 1}; seeds go up "
+                          f"to {SEED_MAX}")
     opts = Options(metrics=[m.strip() for m in names.split(",") if m.strip()], num_gen=_counts(num_gen),
                    num_real=parse_num_real(num_real), seed=seed, repeats=repeats, fid_mode=fid_mode,
                    batch_size=batch_size, device=resolve_device(device), weights_dir=weights_dir,
@@ -343,9 +412,9 @@ def import_checkpoint_command(file, out, network, expect_sha256, expect_model) -
               help="Walk from seed A to seed B: frameNNNN.png and interpolation.png (16 frames a row). Linear "
                    "in W, between the two seeds' truncated styles, as StyleGAN's gen_video.py walks; the "
                    "plain gan model has no W and walks along the great circle in z (slerp).")
-@click.option("--frames", type=click.IntRange(2),
+@click.option("--frames", type=click.IntRange(2, FRAMES_MAX),
               help=f"Frames of the walk, both ends included [default: {DEFAULT_FRAMES}].")
-@click.option("--trunc", "psi", default=1.0, show_default=True, type=float,
+@click.option("--trunc", "psi", default=1.0, show_default=True, type=PSI,
               help="Truncation psi: w = w_avg + psi (w - w_avg) with the snapshot's own w_avg; 1 = off, "
                    "0 = the average image.")
 @click.option("--noise-mode", default="const", show_default=True, type=click.Choice(["const", "random", "none"]),
@@ -354,7 +423,7 @@ def import_checkpoint_command(file, out, network, expect_sha256, expect_model) -
                    "end's), none = no noise. The gan model has none.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
-@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1, BATCH_MAX),
               help="Images per forward pass. With 1 an image never depends on what else is drawn; larger "
                    "batches are faster on a GPU but compute in another float order, which can move a pixel "
                    "by one level between different seed lists.")
@@ -378,6 +447,7 @@ def generate_command(snapshot, seeds, style_mix, style_layers, interpolate, fram
            sampling.parse_seeds(style_mix[1], "--style-mix COLS")) if style_mix is not None else None
     walk = (sampling.parse_seed(interpolate[0], "--interpolate A"),
             sampling.parse_seed(interpolate[1], "--interpolate B")) if interpolate is not None else None
+    _check_writable_parent(out)
     torch_device = sampling.resolve_device(device)
     G, meta = load_snapshot(snapshot, torch_device)
     sampler = sampling.Sampler(G, torch_device, psi, noise_mode, batch_size)
@@ -387,8 +457,7 @@ def generate_command(snapshot, seeds, style_mix, style_layers, interpolate, fram
     if mix:                                 # every check before the first image is written
         sampling.check_style_mix(sampler, *mix)
     layers = sampling.parse_style_layers(style_layers, G) if mix else None
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _writable_folder(out)
     lines = []
     if seed_list:
         lines.append(sampling.write_seeds(sampler, seed_list, out))
@@ -410,24 +479,30 @@ def models_group() -> None:
 @models_group.command("params")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Config whose `hparams` to apply.")
-@click.option("--resolution", "resolutions", multiple=True, type=int, default=(64, 256), show_default=True,
-              help="Image resolution(s) to count at (repeatable).")
+@click.option("--resolution", "resolutions", multiple=True, type=click.IntRange(8, RESOLUTION_MAX),
+              default=(64, 256), show_default=True, help="Image resolution(s) to count at (repeatable).")
 @click.option("--defaults", is_flag=True, help="List every hyper-parameter with its value too.")
 @click.option("--dataset", help="Apply this dataset's preset and overrides too (default: the top-level hparams).")
 def models_params(config_path, resolutions, defaults, dataset) -> None:
-    """Parameter counts of G and D for every model, as the config builds them."""
+    """Parameter counts of G and D for every model, as the config builds them (counted on
+    PyTorch's meta device: no weights are allocated)."""
+    import torch
+
     from ganrepro import models, presets
 
-    cfg = cfgmod.load(config_path)
+    cfg = original = cfgmod.load(config_path)
     if dataset is not None:
         if dataset not in cfg["datasets"]:
             raise ConfigError(f"--dataset {dataset!r} is not in {config_path}; allowed: {', '.join(cfg['datasets'])}")
         cfg = presets.for_dataset(cfg, dataset)
+    for res in resolutions:          # a network the machine could not train is refused, naming its keys
+        cfgmod.check_network_sizes(original, dataset, res, 3, models.MODELS, config_path)
     where = f"{config_path}, dataset {dataset}" if dataset else config_path
     click.echo(f"{'model':<18} {'res':>5} {'G params':>12} {'D params':>12}   (hparams from {where})")
     for res in resolutions:
         for name in models.MODELS:
-            net = models.build(name, **models.configured_hparams(cfg, name, res))
+            with torch.device("meta"):
+                net = models.build(name, **models.configured_hparams(cfg, name, res))
             click.echo(f"{name:<18} {res:>5} {models.count_parameters(net.G):>12,} "
                        f"{models.count_parameters(net.D):>12,}")
             if defaults:
@@ -442,14 +517,15 @@ def bench_group() -> None:
 
 
 @bench_group.command("data")
-@click.option("--num-images", default=10000, show_default=True, type=click.IntRange(1),
+@click.option("--num-images", default=10000, show_default=True, type=click.IntRange(1, NUM_IMAGES_MAX),
               help="Scenes to generate for the `shapes` timing.")
-@click.option("--resolution", default=32, show_default=True, type=int, help="Resolution of the generated scenes.")
-@click.option("--loader-resolution", default=64, show_default=True, type=int,
+@click.option("--resolution", default=32, show_default=True, type=click.IntRange(8, 256),
+              help="Resolution of the generated scenes (shapes goes up to 256).")
+@click.option("--loader-resolution", default=64, show_default=True, type=click.IntRange(8, RESOLUTION_MAX),
               help="Resolution of the dataset the loader reads.")
-@click.option("--loader-images", default=4096, show_default=True, type=click.IntRange(1),
+@click.option("--loader-images", default=4096, show_default=True, type=click.IntRange(1, NUM_IMAGES_MAX),
               help="Size of the dataset the loader reads (three mirrored passes are timed).")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, BATCH_MAX))
 def bench_data(num_images, resolution, loader_resolution, loader_images, batch_size) -> None:
     """Time `shapes` generation and the training loader on this machine."""
     from ganrepro.bench import bench_data as run
@@ -464,7 +540,7 @@ def bench_data(num_images, resolution, loader_resolution, loader_images, batch_s
               help="default = config/config.yaml at 32 px; paper64 = config/paper.yaml at 64 px.")
 @click.option("--model", "models_", multiple=True, default=("stylegan2", "ganformer-simplex", "ganformer-duplex", "gan"),
               show_default=True)
-@click.option("--steps", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--steps", default=3, show_default=True, type=click.IntRange(1, STEPS_MAX))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto: cuda if present).")
 @click.option("--warmup/--no-warmup", default=True, show_default=True,
               help="Run one untimed step of each kind first (needed on GPUs, optional on a CPU).")
@@ -482,9 +558,10 @@ def bench_train(settings, models_, steps, device, warmup) -> None:
 @click.option("--dataset", required=True, help="Dataset name (its prepared folder is results/datasets/NAME).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False),
               help="Prepared dataset folder [default: results/datasets/DATASET].")
-@click.option("--rounds", default=10, show_default=True, type=click.IntRange(2),
+@click.option("--rounds", default=10, show_default=True, type=click.IntRange(2, STEPS_MAX),
               help="Rounds; each times every model once, in turn.")
-@click.option("--steps", default=3, show_default=True, type=click.IntRange(1), help="Training steps per model per round.")
+@click.option("--steps", default=3, show_default=True, type=click.IntRange(1, STEPS_MAX),
+              help="Training steps per model per round.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="JSON file to write.")
 def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps, out) -> None:
     """Training throughput of every configured model, timed interleaved on one device (the
@@ -492,8 +569,14 @@ def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps,
     from ganrepro.bench import throughput
     from ganrepro.files import atomic_write_text
 
+    from ganrepro.data.store import read_manifest
+
     cfg = _config(config_path, config_json)
-    record = throughput(cfg, data_dir or f"results/datasets/{dataset}", rounds, steps)
+    data_dir = data_dir or f"results/datasets/{dataset}"
+    manifest = read_manifest(data_dir)
+    cfgmod.check_network_sizes(cfg, manifest.name, manifest.resolution, manifest.channels, cfg["models"],
+                               "--config-json" if config_json is not None else config_path)
+    record = throughput(cfg, data_dir, rounds, steps)
     record["dataset"] = dataset
     atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     for model, m in record["models"].items():
@@ -505,9 +588,9 @@ def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps,
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
               default=("default", "paper64"), show_default=True, help="Generator setting(s) to time.")
 @click.option("--model", default="stylegan2", show_default=True, help="Generator to sample from.")
-@click.option("--images", default=256, show_default=True, type=click.IntRange(1),
+@click.option("--images", default=256, show_default=True, type=click.IntRange(1, NUM_GEN_MAX),
               help="Images generated and measured per setting (the fid10k/fid50k times are projected).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, BATCH_MAX))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto: cuda if present).")
 def bench_metrics(settings, model, images, batch_size, device) -> None:
     """Inception feature throughput and the time of a FID evaluation."""
@@ -520,9 +603,11 @@ def bench_metrics(settings, model, images, batch_size, device) -> None:
 @bench_group.command("models")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Config whose `hparams` to time.")
-@click.option("--resolution", "resolutions", multiple=True, type=int, default=(32, 64), show_default=True)
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
-@click.option("--steps", default=3, show_default=True, type=click.IntRange(1), help="Timed steps per measurement.")
+@click.option("--resolution", "resolutions", multiple=True, type=click.IntRange(8, RESOLUTION_MAX), default=(32, 64),
+              show_default=True)
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1, BATCH_MAX))
+@click.option("--steps", default=3, show_default=True, type=click.IntRange(1, STEPS_MAX),
+              help="Timed steps per measurement.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto: cuda if present).")
 @click.option("--bf16/--fp32", default=False, show_default=True, help="bf16 autocast (GPU).")
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True)
@@ -531,7 +616,11 @@ def bench_models(config_path, resolutions, batch_size, steps, device, bf16, chan
     """Forward+backward images/s of G and D for every model, and the attention share."""
     from ganrepro.bench import bench_models as run
 
+    from ganrepro.models import MODELS
+
     cfg = cfgmod.load(config_path)
+    for res in resolutions:        # G and D with their gradients: refused before anything is allocated
+        cfgmod.check_network_sizes(cfg, None, res, 3, MODELS, config_path, training=False)
     for line in run(cfg, resolutions, batch_size, steps, device, bf16, channels_last, compile_):
         click.echo(line)
 

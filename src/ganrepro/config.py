@@ -127,6 +127,8 @@ def _describe(error: ValidationError, prefix=()) -> str:
         return f"config key '{key}' must not repeat values (got {got})"
     if v in ("minItems", "minProperties"):
         return f"config key '{key}' must not be empty"
+    if v == "maxItems":
+        return f"config key '{key}' must have at most {error.validator_value} entries (got {len(error.instance)})"
     if v == "pattern" and key.endswith(".url"):
         return f"config key '{key}' must be an http, https or file URL (got {got})"
     if v == "pattern" and "sha256" in key:
@@ -194,6 +196,11 @@ def _check_pretrained(name: str, spec: dict[str, Any], datasets: dict[str, Any])
 
 def _check(cfg: dict[str, Any]) -> None:
     kimg = cfg["kimg"]
+    last_seed = cfg["metrics"]["seed"] + cfg["metrics"]["repeats"] - 1
+    if last_seed > checks.SEED_MAX:
+        raise ConfigError(f"config keys 'metrics.seed' ({cfg['metrics']['seed']}) and 'metrics.repeats' "
+                          f"({cfg['metrics']['repeats']}) reach sampling seed {last_seed}; seeds go up to "
+                          f"{checks.SEED_MAX}")
     if any(b <= a for a, b in zip(kimg, kimg[1:])):
         raise ConfigError(f"config key 'kimg' must be strictly ascending (got {kimg}), "
                           f"e.g. {sorted(set(kimg))}")
@@ -236,6 +243,32 @@ def _check_hparams(model: str, hparams: dict[str, Any], prefix: str,
         raise ConfigError(f"config key '{prefix}.{model}': {err}") from None
     checks.check_hparams(model, full, resolutions or {}, prefix)
     return full
+
+
+# ---------------------------------------------------------------------------- network size
+
+def check_network_sizes(cfg: dict[str, Any], dataset: str | None, resolution: int, channels: int,
+                        model_names, origin: str | None = None, *, training: bool = True) -> None:
+    """Refuse, before anything is allocated, a network that the resolved config `cfg` asks
+    for on `dataset` (its preset and overrides applied; None = the top-level hparams) at
+    `resolution` x `channels` and that would not fit in this machine's memory (training: G,
+    D and their optimizer state). The count runs on the meta device (ganrepro.models).
+
+    This is done by the commands that build networks (train, models params, bench), not by
+    `resolve`: a config is validated on whatever machine runs Snakemake or `config show`,
+    while the memory that matters is that of the machine that trains."""
+    from ganrepro.models import check_network_size   # imports torch
+
+    entry = (cfg.get("datasets", {}).get(dataset) or {}) if dataset is not None else {}
+    hparams = presets.effective(cfg, dataset)[1] if dataset is not None else cfg.get("hparams", {})
+    preset_hp = presets.PRESETS[presets.preset_of(entry)]["hparams"] if entry else {}
+    for model in model_names:
+        own = model in (entry.get("hparams") or {}) or model in preset_hp
+        key = f"datasets.{dataset}.hparams.{model}" if own else f"hparams.{model}"
+        at = f"dataset '{dataset}' at {resolution} px" if dataset is not None else f"{resolution} px"
+        where = f"config key '{key}' ({at})"
+        check_network_size(model, {**hparams.get(model, {}), "resolution": resolution, "channels": channels},
+                           f"{origin}: {where}" if origin else where, training=training)
 
 
 # ---------------------------------------------------------------------------- public API
