@@ -289,7 +289,13 @@ def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple
     except pickle.UnpicklingError as err:
         # torch's message is paragraphs of advice around the one line that says what was refused.
         detail = str(err).partition("WeightsUnpickler error:")[2].split("Please use")[0]
-        detail = " ".join(detail.split()) or _brief(err)
+        if not detail.strip():       # keep what was refused, never torch's advice to load unsafely
+            detail = " ".join(part for part in str(err).split("\n\n") if not any(
+                w in part for w in ("weights_only", "Weights only", "torch.load", "pytorch.org")))
+        detail = " ".join(detail.split())[:300] or "UnpicklingError"
+        if "GLOBAL" in detail and "Unsupported global" not in detail:
+            raise ConfigError(f"{path} is not a ganrepro snapshot: it tried to call something forbidden "
+                              f"({detail}); nothing from it ran, and ganrepro snapshots hold tensors only") from None
         if "Unsupported global" in detail:
             raise ConfigError(f"{path} is not a ganrepro snapshot: it holds pickled Python objects ({detail}), "
                               f"which are not loaded; ganrepro snapshots hold tensors only") from None

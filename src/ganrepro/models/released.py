@@ -418,6 +418,15 @@ def read_checkpoint(path: str | Path, network: str = "Gs") -> dict[str, Any]:
     """An official checkpoint file -> {"model", "hparams", "state_dict" (ganrepro names),
     "source": {file, sha256, format, network}, "kimg"}. Nothing from the file runs."""
     path = Path(path)
+    try:
+        return _read_checkpoint(path, network)
+    except CheckpointError as err:                 # every message names the file
+        if str(path) in str(err):
+            raise
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def _read_checkpoint(path: Path, network: str) -> dict[str, Any]:
     if network not in ("Gs", "G"):
         raise CheckpointError(f"network must be Gs or G (got {network!r})")
     data = safe_load(path)
