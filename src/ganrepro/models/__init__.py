@@ -9,7 +9,6 @@ package's own classes.
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 import warnings
 from dataclasses import dataclass
@@ -183,9 +182,10 @@ def save_snapshot(path: str | Path, G: nn.Module, name: str, hparams: dict[str, 
     }
     if source is not None:
         payload["source"] = source
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    from ganrepro.files import atomic_write
+
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)          # a file object: the archive's inner name never depends on the temp name
 
 
 def _brief(err: Exception, limit: int = 200) -> str:
@@ -195,8 +195,83 @@ def _brief(err: Exception, limit: int = 200) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+# A snapshot's archive: members torch.save writes stored (never compressed), a small
+# data.pkl, and no more data than the file holds.
+SNAPSHOT_MAX_MEMBERS = 100_000
+SNAPSHOT_MAX_PICKLE = 64 << 20
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse, before torch reads it, a snapshot archive whose members are compressed,
+    declare more data than the file holds, or whose data.pkl fails the bounded dry run."""
+    import zipfile
+
+    from ganrepro.models import picklescan
+
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            if len(members) > SNAPSHOT_MAX_MEMBERS:
+                raise ConfigError(f"{path} is not a ganrepro snapshot: its archive has {len(members):,} members")
+            total, pickles = 0, []
+            for m in members:
+                if m.compress_type != zipfile.ZIP_STORED or m.file_size > m.compress_size \
+                        or m.header_offset + m.compress_size > size:
+                    raise ConfigError(f"{path} is not a ganrepro snapshot: its member {m.filename[:100]!r} declares "
+                                      f"{m.file_size:,} bytes from {m.compress_size:,} stored "
+                                      f"({'compressed' if m.compress_type else 'stored'}); torch.save stores "
+                                      "members uncompressed")
+                total += m.file_size
+                if m.filename.endswith("/data.pkl") and m.filename.count("/") == 1:
+                    pickles.append(m)
+            if total > size or len(pickles) != 1 or pickles[0].file_size > SNAPSHOT_MAX_PICKLE:
+                raise ConfigError(f"{path} is not a ganrepro snapshot: its archive declares {total:,} bytes in a "
+                                  f"file of {size:,}, or not one data.pkl of at most {SNAPSHOT_MAX_PICKLE:,} bytes")
+            data = archive.read(pickles[0])
+    except zipfile.BadZipFile as err:
+        raise ConfigError(f"{path} is not a readable ganrepro snapshot (not a torch.save archive: {err})") from None
+    try:
+        picklescan.scan_bytes(data, picklescan.Limits(max_bytes=1 << 20, max_depth=64, max_unfolded=1_000_000,
+                                                      allow_persistent_ids=True))
+    except picklescan.ScanError as err:
+        raise ConfigError(f"{path} is not a readable ganrepro snapshot: its data.pkl is refused ({err})") from None
+
+
+def _check_payload(path: Path, payload: dict) -> tuple[str, dict]:
+    """(model, hparams) of a snapshot payload whose state_dict matches, name by name and
+    shape by shape, what the model at its hparams holds (counted on the meta device), and
+    fits this machine; refused otherwise, before the real network is built."""
+    name, hparams, state = payload.get("model"), payload.get("hparams"), payload.get("state_dict")
+    if type(name) is not str or name not in MODELS:
+        raise ConfigError(f"{path} is a damaged ganrepro snapshot: its model is {str(name)[:50]!r}; "
+                          f"allowed: {', '.join(MODELS)}")
+    if type(hparams) is not dict or len(hparams) > 200 or not all(type(k) is str for k in hparams):
+        raise ConfigError(f"{path} is a damaged ganrepro snapshot: its hparams are not a dict of names")
+    if not isinstance(state, dict) or len(state) > 100_000 or not all(type(k) is str for k in state):
+        raise ConfigError(f"{path} is a damaged ganrepro snapshot: its state_dict is a "
+                          f"{type(state).__name__}, not a dict of named tensors")
+    try:
+        check_network_size(name, hparams, str(path))
+        expected = expected_state(name, **hparams)
+    except ConfigError as err:
+        raise ConfigError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
+    for key, value in state.items():         # missing and unexpected names: load_state_dict says which
+        shape = expected.get(key)
+        if type(value) is not torch.Tensor or value.layout != torch.strided:
+            raise ConfigError(f"{path} is a damaged ganrepro snapshot: {key[:100]!r} is not a dense tensor")
+        if shape is not None and tuple(value.shape) != shape:
+            raise ConfigError(f"{path} is a damaged ganrepro snapshot: {key!r} has the shape {list(value.shape)}, "
+                              f"but {name} with its hparams needs {list(shape)}")
+        if value.dtype.is_complex or value.dtype == torch.bool:
+            raise ConfigError(f"{path} is a damaged ganrepro snapshot: {key!r} holds {value.dtype}")
+    return name, hparams
+
+
 def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """(generator in eval mode on `device`, metadata) from a snapshot file."""
+    """(generator in eval mode on `device`, metadata) from a snapshot file. Its archive and
+    pickle are checked for size and shape before torch reads them, and its tensors against
+    the model its hparams name before the network is built."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -205,6 +280,7 @@ def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple
             raise ConfigError(f"{path} is not a ganrepro snapshot but a plain pickle (like the official "
                               "GANformer .pkl files): make a snapshot of an official checkpoint with "
                               "`ganrepro import-checkpoint FILE --out snapshot.pt`")
+        _check_archive(path)
         with warnings.catch_warnings():      # torch warns about the pickle protocol of foreign files
             warnings.simplefilter("ignore", UserWarning)
             payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -213,7 +289,13 @@ def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple
     except pickle.UnpicklingError as err:
         # torch's message is paragraphs of advice around the one line that says what was refused.
         detail = str(err).partition("WeightsUnpickler error:")[2].split("Please use")[0]
-        detail = " ".join(detail.split()) or _brief(err)
+        if not detail.strip():       # keep what was refused, never torch's advice to load unsafely
+            detail = " ".join(part for part in str(err).split("\n\n") if not any(
+                w in part for w in ("weights_only", "Weights only", "torch.load", "pytorch.org")))
+        detail = " ".join(detail.split())[:300] or "UnpicklingError"
+        if "GLOBAL" in detail and "Unsupported global" not in detail:
+            raise ConfigError(f"{path} is not a ganrepro snapshot: it tried to call something forbidden "
+                              f"({detail}); nothing from it ran, and ganrepro snapshots hold tensors only") from None
         if "Unsupported global" in detail:
             raise ConfigError(f"{path} is not a ganrepro snapshot: it holds pickled Python objects ({detail}), "
                               f"which are not loaded; ganrepro snapshots hold tensors only") from None
@@ -222,14 +304,15 @@ def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple
         raise
     except Exception as err:  # a truncated or foreign file
         raise ConfigError(f"{path} is not a readable ganrepro snapshot ({_brief(err)})") from None
-    if isinstance(payload, dict) and str(payload.get("format", "")).startswith("ganrepro-snapshot-") \
-            and payload["format"] != SNAPSHOT_FORMAT:
-        raise ConfigError(f"{path} is a {payload['format']} snapshot from an older ganrepro whose networks "
+    if isinstance(payload, dict) and type(payload.get("format")) is str \
+            and payload["format"].startswith("ganrepro-snapshot-") and payload["format"] != SNAPSHOT_FORMAT:
+        raise ConfigError(f"{path} is a {payload['format'][:60]} snapshot from an older ganrepro whose networks "
                           f"differ; this version reads {SNAPSHOT_FORMAT} (retrain, or use the older version)")
     if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
         raise ConfigError(f"{path} is not a ganrepro snapshot (format {SNAPSHOT_FORMAT} expected)")
+    name, hparams = _check_payload(path, payload)
     try:
-        G = build_generator(payload["model"], **payload["hparams"])
+        G = build_generator(name, **hparams)
         G.load_state_dict(payload["state_dict"])
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None

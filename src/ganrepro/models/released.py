@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import io
 import json
 import math
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -41,141 +39,104 @@ from ganrepro.data.download import sha256_file
 from ganrepro.errors import GanreproError
 from ganrepro.models import official
 
+from ganrepro.models.unpickler import (  # noqa: E402,F401  (the unpickler's names, as before)
+    CheckpointError, EasyDict, Persistent, SafeArray, SafeUnpickler, TFNetwork, TorchModule, safe_load, short)
 
-class CheckpointError(GanreproError):
-    """A checkpoint file cannot be imported (unsafe, damaged, foreign or unsupported)."""
-
-
-# ---------------------------------------------------------------------------- inert stand-ins
-
-class _Inert:
-    """An object of a class the file names, holding its pickled state and nothing else."""
-    qualname = "?"
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["state"] = state
+MAX_TENSORS = 100_000                  # tensors of one network
+MAX_NESTING = 32                       # sub-modules / components within each other
+MAX_KWARG_NODES = 10_000
+MAX_KWARG_DEPTH = 16
 
 
-class TFNetwork(_Inert):
-    """`dnnlib.tflib.network.Network`: state = {version, name, static_kwargs, components,
-    variables, build_module_src, build_func_name}."""
-    qualname = "dnnlib.tflib.network.Network"
-
-
-class TorchModule(_Inert):
-    """A torch.nn module class the file names (e.g. Dropout); its state is its __dict__."""
-
-
-class Persistent:
-    """A `torch_utils.persistence` object: its class name, the module source (kept as text,
-    never run) and its state (the module's __dict__)."""
-
-    def __init__(self, meta: dict):
-        if not isinstance(meta, dict) or meta.get("type") != "class":
-            raise CheckpointError("it holds a persistent object of an unknown kind (not an official network)")
-        self.class_name = str(meta.get("class_name"))
-        self.state = meta.get("state") or {}
-
-
-class EasyDict(dict):
-    """`dnnlib.util.EasyDict`: a plain dict here."""
-
-
-def _load_storage(data: bytes):
-    return torch.load(io.BytesIO(data), weights_only=True)
-
-
-_TORCH_MODULES: dict[str, type] = {}
-
-
-def _torch_module(module: str, name: str) -> type:
-    key = f"{module}.{name}"
-    if key not in _TORCH_MODULES:
-        _TORCH_MODULES[key] = type(name, (TorchModule,), {"qualname": key})
-    return _TORCH_MODULES[key]
-
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("dnnlib.tflib.network", "Network"): TFNetwork,
-    ("torch_utils.persistence", "_reconstruct_persistent_obj"): Persistent,
-    ("dnnlib.util", "EasyDict"): EasyDict,
-    ("dnnlib", "EasyDict"): EasyDict,
-    ("collections", "OrderedDict"): collections.OrderedDict,
-    ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
-    ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
-    ("torch.storage", "_load_from_bytes"): _load_storage,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-}
-try:                                   # numpy 2 moved numpy.core to numpy._core; files name either
-    from numpy._core import multiarray as _multiarray
-except ImportError:                    # numpy 1
-    from numpy.core import multiarray as _multiarray
-for _np in ("numpy.core.multiarray", "numpy._core.multiarray"):
-    _ALLOWED[(_np, "_reconstruct")] = _multiarray._reconstruct
-    _ALLOWED[(_np, "scalar")] = _multiarray.scalar
-
-
-class SafeUnpickler(pickle.Unpickler):
-    """Resolves only the globals of the official checkpoint formats (see the module doc)."""
-
-    def __init__(self, file, name: str):
-        super().__init__(file)
-        self.name = name
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
-        if module.startswith("torch.nn.modules.") and re.fullmatch(r"[A-Z][A-Za-z0-9]*", name):
-            return _torch_module(module, name)
-        raise CheckpointError(
-            f"{self.name}: refused to load: it names the global {module}.{name}, which is not one of the "
-            "classes of an official GANformer checkpoint (loading it could run code from the file)")
-
-    def persistent_load(self, pid):
-        raise CheckpointError(f"{self.name}: refused to load: it uses persistent ids, which official "
-                              "checkpoint pickles do not")
-
-
-def safe_load(path: Path) -> Any:
-    """The unpickled content of `path` with inert stand-ins; one clear error otherwise."""
-    try:
-        with open(path, "rb") as f:
-            return SafeUnpickler(f, str(path)).load()
-    except CheckpointError as err:
-        if str(path) in str(err):
-            raise
-        raise CheckpointError(f"{path}: {err}") from None
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path} is a directory, not a checkpoint file") from None
-    except (EOFError, pickle.UnpicklingError) as err:
-        raise CheckpointError(f"{path} is not a complete pickle ({type(err).__name__}: {err}); "
-                              "a truncated download or another kind of file") from None
-    except Exception as err:                     # a malformed pickle of allowed parts
-        raise CheckpointError(f"{path} cannot be read as an official checkpoint "
-                              f"({type(err).__name__}: {err})") from None
+def plain_kwargs(value: Any, what: str) -> dict:
+    """`value` if it is a dict of plain data (str keys; None, bool, numbers, short strings,
+    lists, tuples and dicts of them), bounded in size and depth; refused otherwise. Walked
+    without recursion, so a deep or cyclic structure is refused, not a RecursionError."""
+    if not isinstance(value, dict):
+        raise CheckpointError(f"its {what} are a {type(value).__name__}, not a dict")
+    todo, nodes = [(value, 1)], 0
+    while todo:
+        item, depth = todo.pop()
+        nodes += 1
+        if nodes > MAX_KWARG_NODES or depth > MAX_KWARG_DEPTH:
+            raise CheckpointError(f"its {what} nest deeper than {MAX_KWARG_DEPTH} levels or hold more than "
+                                  f"{MAX_KWARG_NODES:,} values")
+        if item is None or type(item) in (bool, float) or isinstance(item, (np.number, np.bool_)):
+            continue
+        if type(item) is int:
+            if item.bit_length() > 64:
+                raise CheckpointError(f"its {what} hold an integer of {item.bit_length()} bits")
+        elif type(item) is str:
+            if len(item) > 10_000:
+                raise CheckpointError(f"its {what} hold a string of {len(item):,} characters")
+        elif type(item) in (list, tuple):
+            todo.extend((x, depth + 1) for x in item)
+        elif isinstance(item, dict) and type(item) in (dict, EasyDict, collections.OrderedDict):
+            for k, v in item.items():
+                if type(k) is not str or len(k) > 200:
+                    raise CheckpointError(f"its {what} have a key that is not a short string")
+                todo.append((v, depth + 1))
+        else:
+            raise CheckpointError(f"its {what} hold a {type(item).__name__}, which is not plain data")
+    return value
 
 
 # ---------------------------------------------------------------------------- PyTorch pickles
 
-def _state_dict(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
-    """state_dict() of a pickled module, from its state alone (parameters, persistent buffers)."""
+def _module_state(obj: Any, name: str) -> dict:
     state = obj.state if isinstance(obj, Persistent) else obj.__dict__.get("state", {})
-    out: dict[str, torch.Tensor] = {}
+    if state is None:
+        return {}
     if not isinstance(state, dict):
-        return out
-    skip = set(state.get("_non_persistent_buffers_set") or ())
-    for name, value in (state.get("_parameters") or {}).items():
-        if value is not None:
-            out[prefix + name] = value.detach()
-    for name, value in (state.get("_buffers") or {}).items():
-        if value is not None and name not in skip:
-            out[prefix + name] = value.detach()
-    for name, child in (state.get("_modules") or {}).items():
-        if child is not None:
-            out.update(_state_dict(child, f"{prefix}{name}."))
+        raise CheckpointError(f"the state of module {name!r} is a {type(state).__name__}, not a dict")
+    return state
+
+
+def _named(table: Any, what: str, name: str) -> dict:
+    if table is None:
+        return {}
+    if not isinstance(table, dict) or not all(type(k) is str and len(k) <= 200 for k in table):
+        raise CheckpointError(f"the {what} of module {name!r} are not a dict of names")
+    return table
+
+
+def _state_dict(obj: Any) -> dict[str, torch.Tensor]:
+    """state_dict() of a pickled module, from its state alone (parameters, persistent
+    buffers), walked without recursion; a module met twice (a cycle or shared child) or
+    nested too deep is refused."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    todo = [(obj, "", 0)]
+    while todo:
+        module, prefix, depth = todo.pop()
+        name = prefix[:-1] or "<root>"
+        if id(module) in seen:
+            raise CheckpointError(f"module {name!r} appears twice in the network (a cycle or a shared module)")
+        if depth > MAX_NESTING:
+            raise CheckpointError(f"its modules nest more than {MAX_NESTING} levels deep")
+        seen.add(id(module))
+        state = _module_state(module, name)
+        skip = state.get("_non_persistent_buffers_set") or ()
+        if not isinstance(skip, (set, frozenset, list, tuple)) or not all(type(k) is str for k in skip):
+            raise CheckpointError(f"the non-persistent buffer names of module {name!r} are not a set of names")
+        skip = set(skip)
+        for kind in ("_parameters", "_buffers"):
+            for key, value in _named(state.get(kind), kind.strip("_"), name).items():
+                if value is None or (kind == "_buffers" and key in skip):
+                    continue
+                if not isinstance(value, torch.Tensor):
+                    raise CheckpointError(f"{kind.strip('_')[:-1]} {prefix + key!r} is a {type(value).__name__}, "
+                                          "not a tensor")
+                out[prefix + key] = value.detach()
+        if len(out) > MAX_TENSORS:
+            raise CheckpointError(f"it holds more than {MAX_TENSORS:,} tensors in one network")
+        children = _named(state.get("_modules"), "sub-modules", name)
+        for key, child in reversed(list(children.items())):
+            if child is None:
+                continue
+            if not isinstance(child, (Persistent, TorchModule)):
+                raise CheckpointError(f"sub-module {prefix + key!r} is a {type(child).__name__}, not a module")
+            todo.append((child, f"{prefix}{key}.", depth + 1))
     return out
 
 
@@ -184,18 +145,54 @@ def _pytorch_network(data: dict, network: str, path: Path) -> tuple[dict, dict]:
     key = {"Gs": "G_ema", "G": "G"}[network]
     obj = data.get(key, data.get("Gs") if network == "Gs" else None)
     if not isinstance(obj, Persistent) or obj.class_name != "Generator":
-        raise CheckpointError(f"{path} holds no official generator {key!r} (keys: {', '.join(map(str, data))})")
-    kwargs = dict(obj.state.get("_init_kwargs") or {})
-    return kwargs, _state_dict(obj)
+        keys = ", ".join(short(k, 40) for k in list(data)[:10])
+        raise CheckpointError(f"{path} holds no official generator {key!r} (keys: {keys})")
+    kwargs = plain_kwargs(obj.state.get("_init_kwargs") or {}, f"{key}'s kwargs")
+    return dict(kwargs), _state_dict(obj)
 
 
 # ---------------------------------------------------------------------------- TensorFlow pickles
 
-def _tf_variables(net: TFNetwork, prefix: str = "") -> dict[str, np.ndarray]:
+def _tf_state(net: Any, name: str) -> dict:
+    if not isinstance(net, TFNetwork):
+        raise CheckpointError(f"component {name!r} is a {type(net).__name__}, not a TensorFlow network")
     state = net.__dict__.get("state") or {}
-    out = {prefix + name: np.asarray(value) for name, value in state.get("variables") or []}
-    for name, comp in (state.get("components") or {}).items():
-        out.update(_tf_variables(comp, f"{prefix}{name}/"))
+    if not isinstance(state, dict):
+        raise CheckpointError(f"the state of network {name!r} is a {type(state).__name__}, not a dict")
+    return state
+
+
+def _tf_variables(net: TFNetwork, network: str) -> dict[str, np.ndarray]:
+    """{variable name: array} of a TF network and its components, walked without
+    recursion; a component met twice or nested too deep is refused."""
+    out: dict[str, np.ndarray] = {}
+    seen: set[int] = set()
+    todo = [(net, "", 0)]
+    while todo:
+        node, prefix, depth = todo.pop()
+        name = prefix[:-1] or network
+        if id(node) in seen:
+            raise CheckpointError(f"component {name!r} appears twice in {network} (a cycle or a shared component)")
+        if depth > MAX_NESTING:
+            raise CheckpointError(f"the components of {network} nest more than {MAX_NESTING} levels deep")
+        seen.add(id(node))
+        state = _tf_state(node, name)
+        variables = state.get("variables") or []
+        if type(variables) not in (list, tuple):
+            raise CheckpointError(f"the variables of {name!r} are a {type(variables).__name__}, not a list of "
+                                  "(name, array) pairs")
+        for pair in variables:
+            if type(pair) not in (list, tuple) or len(pair) != 2 or type(pair[0]) is not str \
+                    or len(pair[0]) > 500 or not isinstance(pair[1], SafeArray) or pair[1].array is None:
+                raise CheckpointError(f"the variables of {name!r} hold {short(pair, 60)}, not a (name, array) pair")
+            out[prefix + pair[0]] = pair[1].array
+        if len(out) > MAX_TENSORS:
+            raise CheckpointError(f"it holds more than {MAX_TENSORS:,} variables in {network}")
+        components = state.get("components") or {}
+        if not isinstance(components, dict) or not all(type(k) is str and len(k) <= 200 for k in components):
+            raise CheckpointError(f"the components of {name!r} are not a dict of named networks")
+        for key, comp in reversed(list(components.items())):
+            todo.append((comp, f"{prefix}{key}/", depth + 1))
     return out
 
 
@@ -306,19 +303,30 @@ def _tf_generator_name(name: str, value: np.ndarray) -> tuple[str, np.ndarray]:
 
 def _tf_network(data: tuple, network: str, path: Path) -> tuple[dict, dict]:
     G = data[2] if network == "Gs" else data[0]
-    state = G.__dict__.get("state") or {}
-    if int(state.get("version", 0)) < 4:
-        raise CheckpointError(f"{path}: TensorFlow network version {state.get('version')} is too old (4 or later)")
-    kwargs = _tf_kwargs(dict(state.get("static_kwargs") or {}))
+    state = _tf_state(G, network)
+    version = state.get("version", 0)
+    if type(version) is not int:
+        raise CheckpointError(f"{path}: TensorFlow network version {short(version)} is not a number")
+    if version < 4:
+        raise CheckpointError(f"{path}: TensorFlow network version {version} is too old (4 or later)")
+    static = plain_kwargs(state.get("static_kwargs") or {}, f"{network}'s static kwargs")
+    try:
+        kwargs = _tf_kwargs(dict(static))
+    except (TypeError, ValueError, OverflowError) as err:
+        raise CheckpointError(f"{path}: {network}'s static kwargs are malformed ({type(err).__name__}: "
+                              f"{str(err)[:200]})") from None
     out = {}
-    for name, value in _tf_variables(G).items():
+    for name, value in _tf_variables(G, network).items():
         if re.fullmatch(r"(ToRGB|FromRGB)_lod\d+/.*", name):
             raise CheckpointError(f"{path}: the 'orig' progressive-growing layout ({name}) has no ganrepro counterpart")
         try:
             key, tensor = _tf_generator_name(name, value)
         except KeyError:
-            raise CheckpointError(f"{path}: unexpected TensorFlow variable {name!r} in {network}; ganrepro imports "
-                                  "the official GANformer generators") from None
+            raise CheckpointError(f"{path}: unexpected TensorFlow variable {short(name)} in {network}; ganrepro "
+                                  "imports the official GANformer generators") from None
+        except (IndexError, ValueError) as err:
+            raise CheckpointError(f"{path}: TensorFlow variable {name!r} of {network} has the shape "
+                                  f"{list(value.shape)}, not the official layout ({err})") from None
         out[key] = torch.tensor(np.array(tensor, dtype=np.float32))      # a copy: flips have negative strides
     return kwargs, out
 
@@ -334,7 +342,7 @@ def hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any]
     cannot compute exactly is refused with the kwarg and its value."""
     try:
         return _hparams_from_official(kwargs, where)
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
         raise CheckpointError(f"{where}: its generator's kwargs are incomplete or malformed "
                               f"({type(err).__name__}: {err}); not an official GANformer generator") from None
 
@@ -343,7 +351,7 @@ def _hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any
     mk, sk = dict(kwargs.get("mapping_kwargs") or {}), dict(kwargs.get("synthesis_kwargs") or {})
 
     def refuse(name, value, allowed):
-        raise CheckpointError(f"{where}: official kwarg {name}={value!r} has no exact ganrepro counterpart "
+        raise CheckpointError(f"{where}: official kwarg {name}={short(value)} has no exact ganrepro counterpart "
                               f"(ganrepro imports {allowed})")
 
     for name, value, ok in [("c_dim", kwargs.get("c_dim", 0), 0), ("crop_ratio", sk.get("crop_ratio"), None),
@@ -410,6 +418,15 @@ def read_checkpoint(path: str | Path, network: str = "Gs") -> dict[str, Any]:
     """An official checkpoint file -> {"model", "hparams", "state_dict" (ganrepro names),
     "source": {file, sha256, format, network}, "kimg"}. Nothing from the file runs."""
     path = Path(path)
+    try:
+        return _read_checkpoint(path, network)
+    except CheckpointError as err:                 # every message names the file
+        if str(path) in str(err):
+            raise
+        raise CheckpointError(f"{path}: {err}") from None
+
+
+def _read_checkpoint(path: Path, network: str) -> dict[str, Any]:
     if network not in ("Gs", "G"):
         raise CheckpointError(f"network must be Gs or G (got {network!r})")
     data = safe_load(path)
@@ -420,7 +437,8 @@ def read_checkpoint(path: str | Path, network: str = "Gs") -> dict[str, Any]:
     elif isinstance(data, dict) and any(isinstance(v, Persistent) for v in data.values()):
         fmt = "pytorch-pickle"
         kwargs, state = _pytorch_network(data, network, path)
-        kimg = int(data.get("cur_nimg", 0) or 0) // 1000 if isinstance(data.get("cur_nimg"), int) else 0
+        nimg = data.get("cur_nimg")
+        kimg = nimg // 1000 if type(nimg) is int and 0 <= nimg < 1 << 62 else 0
     else:
         raise CheckpointError(f"{path} is a pickle, but not an official GANformer checkpoint (a TensorFlow "
                               "tuple (G, D, Gs) or a PyTorch dict with G, D and G_ema); found "
@@ -430,9 +448,39 @@ def read_checkpoint(path: str | Path, network: str = "Gs") -> dict[str, Any]:
         converted = official.generator(state, style=hparams.get("style", True))
     except KeyError as err:
         raise CheckpointError(f"{path}: {err.args[0]}") from None
+    except (ValueError, RuntimeError, IndexError, TypeError) as err:     # a tensor of the wrong rank
+        raise CheckpointError(f"{path}: a tensor of its {network} does not have the official layout "
+                              f"({type(err).__name__}: {str(err)[:200]})") from None
+    check_state(path, network, model, hparams, converted)
     return {"model": model, "hparams": hparams, "state_dict": converted, "kimg": kimg,
             "source": {"file": path.name, "sha256": sha256_file(path), "format": fmt, "network": network,
                        "official_kwargs": json.loads(json.dumps(kwargs, default=str))}}
+
+
+def check_state(path: Path, network: str, model: str, hparams: dict, state: dict[str, torch.Tensor]) -> None:
+    """Refuse, before the real network is built, a state whose names or shapes differ from
+    what `model` at `hparams` holds (counted on the meta device), or a network larger than
+    this machine's memory."""
+    from ganrepro import models
+    from ganrepro.errors import ConfigError
+
+    try:
+        models.check_network_size(model, hparams, str(path))
+        expected = models.expected_state(model, **hparams)
+    except ConfigError as err:
+        raise CheckpointError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: its {network} does not fill ganrepro's {model} exactly "
+                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    for key, shape in expected.items():
+        value = state[key]
+        if tuple(value.shape) != shape:
+            raise CheckpointError(f"{path}: its {network} tensor {key!r} has the shape {list(value.shape)}, but "
+                                  f"ganrepro's {model} with its kwargs needs {list(shape)}")
+        if not value.is_floating_point():
+            raise CheckpointError(f"{path}: its {network} tensor {key!r} holds {value.dtype}, not floats")
 
 
 def import_checkpoint(path: str | Path, out: str | Path, network: str = "Gs", expect_sha256: str | None = None,
