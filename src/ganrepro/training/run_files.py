@@ -18,17 +18,41 @@ import platform
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganrepro import __version__
+from ganrepro.files import atomic_write, atomic_write_text
 from ganrepro.machine import git_commit
+
+
+def continuity() -> dict:
+    """What a run's numbers depend on besides its options: the software versions and the
+    thread count (a CPU run with another one sums in another order). Recorded in every
+    state; a resume under different ones continues validly, but not bit for bit."""
+    return {"versions": {"ganrepro": __version__, "torch": torch.__version__, "numpy": np.__version__,
+                         "python": platform.python_version()},
+            "threads": {"torch": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}}
+
+
+def continuity_changes(saved: dict, now: dict) -> list[str]:
+    """What differs between two `continuity()` records, as `name: old -> new` (the
+    OMP_NUM_THREADS variable only through the thread count it sets)."""
+    changes = []
+    for name in sorted(set(saved.get("versions", {})) | set(now["versions"])):
+        old, new = saved.get("versions", {}).get(name, "<unrecorded>"), now["versions"].get(name, "<unrecorded>")
+        if old != new:
+            changes.append(f"{name} {old} -> {new}")
+    old, new = saved.get("threads", {}).get("torch", "<unrecorded>"), now["threads"]["torch"]
+    if old != new:
+        changes.append(f"threads {old} -> {new} (OMP_NUM_THREADS "
+                       f"{saved.get('threads', {}).get('OMP_NUM_THREADS')} -> {now['threads']['OMP_NUM_THREADS']})")
+    return changes
 
 
 def environment() -> dict:
     commit = git_commit()
-    return {"versions": {"ganrepro": __version__, "torch": torch.__version__,
-                         "python": platform.python_version()},
-            "host": platform.node(), "git_commit": commit,
+    return {**continuity(), "host": platform.node(), "git_commit": commit,
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
@@ -55,11 +79,7 @@ class RunFiles:
         return found[-1] if found else None
 
     def write_options(self, options: dict) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / "training_options.json"
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(options, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(self.out / "training_options.json", json.dumps(options, indent=2, default=str) + "\n")
 
     def append_stats(self, record: dict) -> None:
         with open(self.out / "stats.jsonl", "a") as f:
@@ -76,22 +96,33 @@ class RunFiles:
                         kept.append(line)
                 except (ValueError, KeyError, TypeError):
                     pass        # a line a killed run left half-written
-            path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def publish(self, kimg: int, draw) -> None:
         """Link a kept snapshot into the run folder (atomically) and draw its pictures."""
-        src, dst = self.kept_snapshot(kimg), self.snapshot(kimg)
-        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
         from ganrepro.models import load_snapshot
 
-        G, _ = load_snapshot(src)
-        draw(G, kimg)
-        os.replace(tmp, dst)
+        src, dst = self.kept_snapshot(kimg), self.snapshot(kimg)
+        with atomic_write(dst) as tmp:
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+            G, _ = load_snapshot(src)
+            draw(G, kimg)
+
+    def discard(self) -> dict[str, int]:
+        """An explicit restart: remove the training states, the kept and published snapshots,
+        their pictures and the stats, so nothing of the old run looks like the new one's."""
+        from ganrepro.training.state import discard_states
+
+        states = discard_states(self.state) if self.state.exists() else 0
+        snapshots = [*self.kept.glob("snapshot-*.pt"), *self.out.glob("snapshot-*.pt")]
+        for path in [*snapshots, *self.out.glob("grid-*.png"), *self.out.glob("attention-*.png"),
+                     self.out / "stats.jsonl"]:
+            path.unlink(missing_ok=True)
+        return {"states": states, "snapshots": len({p.name for p in snapshots})}
 
     def publish_kept(self, nimg: int, draw) -> None:
         """After a resume: bring back snapshots (and pictures) a deleted run folder lost."""
