@@ -30,8 +30,8 @@ def continuity() -> dict:
     """What a run's numbers depend on besides its options: the software versions and the
     thread count (a CPU run with another one sums in another order). Recorded in every
     state; a resume under different ones continues validly, but not bit for bit."""
-    return {"versions": {"ganrepro": __version__, "torch": torch.__version__, "numpy": np.__version__,
-                         "python": platform.python_version()},
+    return {"versions": {"ganrepro": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
+                         "python": str(platform.python_version())},
             "threads": {"torch": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}}
 
 
