@@ -224,7 +224,7 @@ class Trainer:
                               f"({type(err).__name__}: {str(err).strip()[:200]}); restore a valid state, "
                               f"or train with --restart to start over") from None
         # The thread count and the versions: a resume under other ones is valid, not bitwise.
-        self.continuity_changes = continuity_changes(payload.get("continuity", {}), continuity())
+        self.continuity_changes = continuity_changes(payload.get("continuity"), continuity())
         if self.continuity_changes and self.dist.rank == 0:
             log.warning("the state was saved under another thread count or software (%s): bitwise "
                         "continuation of an uninterrupted run is lost; the run goes on validly",

@@ -37,16 +37,22 @@ def continuity() -> dict:
 
 def continuity_changes(saved: dict, now: dict) -> list[str]:
     """What differs between two `continuity()` records, as `name: old -> new` (the
-    OMP_NUM_THREADS variable only through the thread count it sets)."""
+    OMP_NUM_THREADS variable only through the thread count it sets); anything not recorded
+    in `saved` counts as changed."""
+    def part(record, key) -> dict:
+        value = record.get(key) if isinstance(record, dict) else None
+        return value if isinstance(value, dict) else {}
+
     changes = []
-    for name in sorted(set(saved.get("versions", {})) | set(now["versions"])):
-        old, new = saved.get("versions", {}).get(name, "<unrecorded>"), now["versions"].get(name, "<unrecorded>")
+    old_versions, new_versions = part(saved, "versions"), part(now, "versions")
+    for name in sorted(set(old_versions) | set(new_versions)):
+        old, new = old_versions.get(name, "<unrecorded>"), new_versions.get(name, "<unrecorded>")
         if old != new:
             changes.append(f"{name} {old} -> {new}")
-    old, new = saved.get("threads", {}).get("torch", "<unrecorded>"), now["threads"]["torch"]
-    if old != new:
-        changes.append(f"threads {old} -> {new} (OMP_NUM_THREADS "
-                       f"{saved.get('threads', {}).get('OMP_NUM_THREADS')} -> {now['threads']['OMP_NUM_THREADS']})")
+    old_threads, new_threads = part(saved, "threads"), part(now, "threads")
+    if old_threads.get("torch", "<unrecorded>") != new_threads.get("torch"):
+        changes.append(f"threads {old_threads.get('torch', '<unrecorded>')} -> {new_threads.get('torch')} "
+                       f"(OMP_NUM_THREADS {old_threads.get('OMP_NUM_THREADS')} -> {new_threads.get('OMP_NUM_THREADS')})")
     return changes
 
 

@@ -146,6 +146,8 @@ def _read(path: Path, check: Callable[[dict], str | None] | None) -> tuple[dict 
     wrong = [k for k, kind in REQUIRED.items() if not isinstance(payload.get(k), kind)]
     if wrong:
         return None, f"it is not a training state (missing or wrong: {', '.join(wrong)})"
+    if state_path(path.parent, payload["nimg"]) != path:
+        return None, f"it says it holds {payload['nimg']} images seen, not what its name says"
     problem = check(payload) if check else None
     return (None, problem) if problem else (payload, None)
 
