@@ -210,10 +210,13 @@ def data_export_png(dataset, out, limit) -> None:
 @click.option("--out", type=click.Path(file_okay=False),
               help="Run folder [default: results/runs/DATASET/MODEL/seedSEED].")
 @click.option("--dry-run", is_flag=True, help="Print the resolved options and exit.")
+@click.option("--restart", is_flag=True,
+              help="Start the run over from kimg 0: remove its training states, snapshots and stats first.")
 @config_json_option
-def train_command(config_path, dataset, model, data_dir, seed, out, dry_run, config_json) -> None:
+def train_command(config_path, dataset, model, data_dir, seed, out, dry_run, restart, config_json) -> None:
     """Train one model, writing snapshot-{kimg:06d}.pt at each kimg of the config.
-    Run the same command again after an interruption to resume."""
+    Run the same command again after an interruption to resume (from the newest training
+    state whose checksum holds); --restart starts over instead."""
     from ganrepro import models, training
 
     cfg = _config(config_path, config_json)
@@ -229,7 +232,7 @@ def train_command(config_path, dataset, model, data_dir, seed, out, dry_run, con
     if dry_run:
         click.echo(json.dumps(options, indent=2))
         return
-    training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}/seed{seed}", seed)
+    training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}/seed{seed}", seed, restart=restart)
 
 
 # ---------------------------------------------------------------------------- metrics

@@ -33,8 +33,8 @@ from ganrepro.models.stylegan2 import mix_styles
 from ganrepro.progress import tick_line
 from ganrepro.training import distributed, losses
 from ganrepro.training.grids import grid_latents, save_attention_figure, save_grid
-from ganrepro.training.run_files import RunFiles, environment
-from ganrepro.training.state import load_latest_state, save_state, set_rng_states
+from ganrepro.training.run_files import RunFiles, continuity, continuity_changes, environment
+from ganrepro.training.state import ResumeError, load_latest_state, save_state, set_rng_states, state_path
 
 log = logging.getLogger(__name__)
 # Options that change how a run is carried out, not what it computes: they may differ on resume.
@@ -136,7 +136,7 @@ def _adam(params, lr: float, betas, eps: float, interval: int | None):
 
 class Trainer:
     def __init__(self, cfg: dict, dataset_dir: Path, model: str, out: Path, dist: distributed.Context,
-                 seed: int | None = None):
+                 seed: int | None = None, restart: bool = False):
         seed = cfg["seeds"][0] if seed is None else seed
         self.options = run_options(cfg, dataset_dir, model, seed)
         self.hash = options_hash(self.options)
@@ -186,6 +186,8 @@ class Trainer:
         self.pl_mean = torch.zeros([], device=self.device)
         self.z_grid = grid_latents(self.G, t["grid"], self.seed)
         self.stop_signal: int | None = None
+        self.restart = restart
+        self.continuity_changes: list[str] | None = None     # set by a resume
 
     def _check_batch(self, start: int) -> None:
         # Only now is the number of processes known; a resumed run may have another one.
@@ -193,18 +195,49 @@ class Trainer:
                     {self.model: self.options["hparams"]["mbstd_group"]}, self.dist.world, start)
 
     # -- state -------------------------------------------------------------------------
+    def _state_problem(self, payload: dict) -> str | None:
+        """Why a state (checksum and structure fine) does not fit these networks, or None."""
+        for name in ("G", "D", "G_ema"):
+            ours, theirs = getattr(self, name).state_dict(), payload[name]
+            if set(ours) != set(theirs):
+                return f"its {name} has other parameters than {self.model}'s"
+            for key, value in ours.items():
+                if not isinstance(theirs[key], torch.Tensor) or theirs[key].shape != value.shape:
+                    return f"its {name}.{key} does not have the shape {tuple(value.shape)}"
+        return None
+
     def resume(self) -> bool:
-        payload = load_latest_state(self.files.state, self.hash, essential_options(self.options))
+        payload = load_latest_state(self.files.state, self.hash, essential_options(self.options),
+                                    check=self._state_problem)
         if payload is None:
             return False
-        for name in ("G", "D", "G_ema"):
-            getattr(self, name).load_state_dict(payload[name])
-        self.opt_G.load_state_dict(payload["opt_G"])
-        self.opt_D.load_state_dict(payload["opt_D"])
-        self.nimg, self.steps = payload["nimg"], payload["steps"]
-        self.pl_mean = payload["pl_mean"].to(self.device)
-        set_rng_states(payload["rng"])
+        try:
+            for name in ("G", "D", "G_ema"):
+                getattr(self, name).load_state_dict(payload[name])
+            self.opt_G.load_state_dict(payload["opt_G"])
+            self.opt_D.load_state_dict(payload["opt_D"])
+            self.nimg, self.steps = payload["nimg"], payload["steps"]
+            self.pl_mean = payload["pl_mean"].to(self.device)
+            set_rng_states(payload["rng"])
+        except Exception as err:    # a state whose checksum and options match, but whose content does not fit
+            raise ResumeError(f"{state_path(self.files.state, payload['nimg'])}: the state cannot be restored "
+                              f"({type(err).__name__}: {str(err).strip()[:200]}); restore a valid state, "
+                              f"or train with --restart to start over") from None
+        # The thread count and the versions: a resume under other ones is valid, not bitwise.
+        self.continuity_changes = continuity_changes(payload.get("continuity"), continuity())
+        if self.continuity_changes and self.dist.rank == 0:
+            log.warning("the state was saved under another thread count or software (%s): bitwise "
+                        "continuation of an uninterrupted run is lost; the run goes on validly",
+                        "; ".join(self.continuity_changes))
         return True
+
+    def _restart(self) -> None:
+        """--restart: the old run's states, snapshots, pictures and stats go; kimg 0 again."""
+        if self.dist.rank == 0:
+            gone = self.files.discard()
+            log.warning("--restart: removed %d training states and %d snapshots of %s; starting over from kimg 0",
+                        gone["states"], gone["snapshots"], self.files.out)
+        self.dist.barrier()
 
     def save_state(self) -> None:
         if self.dist.rank == 0:
@@ -212,7 +245,8 @@ class Trainer:
                 "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
                 "steps": self.steps, "pl_mean": self.pl_mean.cpu(),
-                "options_hash": self.hash, "options": essential_options(self.options)})
+                "options_hash": self.hash, "options": essential_options(self.options),
+                "continuity": continuity()})
             log.info("kimg %.3f: training state saved to %s", self.nimg / 1000, path)
         self.dist.barrier()
 
@@ -336,12 +370,16 @@ class Trainer:
                 signal.signal(sig, handler)
 
     def _run(self) -> None:
-        resumed = self.resume()
+        if self.restart:
+            self._restart()
+        resumed = not self.restart and self.resume()
         if resumed:
             self._check_batch(self.nimg)
         if self.dist.rank == 0:
             self.files.write_options({**self.options, "options_hash": self.hash,
                                       "resumed_from_kimg": self.nimg / 1000 if resumed else None,
+                                      "restarted": self.restart,
+                                      "continuity_changes_on_resume": self.continuity_changes,
                                       **environment()})
             self.files.trim_stats(self.nimg)
             self.files.publish_kept(self.nimg, self.draw)
@@ -421,11 +459,13 @@ class Trainer:
         tick.update(nimg=self.nimg, time=time.perf_counter(), steps=0)
 
 
-def train(cfg: dict, dataset_dir: str | Path, model: str, out: str | Path, seed: int | None = None) -> None:
+def train(cfg: dict, dataset_dir: str | Path, model: str, out: str | Path, seed: int | None = None,
+          restart: bool = False) -> None:
     """Train `model` with training seed `seed` (default: the config's first) on the prepared
-    dataset in `dataset_dir`, writing the run to `out`."""
+    dataset in `dataset_dir`, writing the run to `out`; resume from its state if it has one,
+    unless `restart` (which removes the old run's states and snapshots first)."""
     with distributed.context() as dist:
-        trainer = Trainer(cfg, Path(dataset_dir), model, Path(out), dist, seed)
+        trainer = Trainer(cfg, Path(dataset_dir), model, Path(out), dist, seed, restart)
         trainer.run()
         log.info("%s: done at kimg %.3f; snapshots in %s", model, trainer.nimg / 1000, out)
 

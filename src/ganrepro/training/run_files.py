@@ -18,17 +18,47 @@ import platform
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganrepro import __version__
+from ganrepro.files import atomic_write, atomic_write_text
 from ganrepro.machine import git_commit
+
+
+def continuity() -> dict:
+    """What a run's numbers depend on besides its options: the software versions and the
+    thread count (a CPU run with another one sums in another order). Recorded in every
+    state; a resume under different ones continues validly, but not bit for bit."""
+    return {"versions": {"ganrepro": __version__, "torch": str(torch.__version__), "numpy": str(np.__version__),
+                         "python": str(platform.python_version())},
+            "threads": {"torch": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}}
+
+
+def continuity_changes(saved: dict, now: dict) -> list[str]:
+    """What differs between two `continuity()` records, as `name: old -> new` (the
+    OMP_NUM_THREADS variable only through the thread count it sets); anything not recorded
+    in `saved` counts as changed."""
+    def part(record, key) -> dict:
+        value = record.get(key) if isinstance(record, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    changes = []
+    old_versions, new_versions = part(saved, "versions"), part(now, "versions")
+    for name in sorted(set(old_versions) | set(new_versions)):
+        old, new = old_versions.get(name, "<unrecorded>"), new_versions.get(name, "<unrecorded>")
+        if old != new:
+            changes.append(f"{name} {old} -> {new}")
+    old_threads, new_threads = part(saved, "threads"), part(now, "threads")
+    if old_threads.get("torch", "<unrecorded>") != new_threads.get("torch"):
+        changes.append(f"threads {old_threads.get('torch', '<unrecorded>')} -> {new_threads.get('torch')} "
+                       f"(OMP_NUM_THREADS {old_threads.get('OMP_NUM_THREADS')} -> {new_threads.get('OMP_NUM_THREADS')})")
+    return changes
 
 
 def environment() -> dict:
     commit = git_commit()
-    return {"versions": {"ganrepro": __version__, "torch": torch.__version__,
-                         "python": platform.python_version()},
-            "host": platform.node(), "git_commit": commit,
+    return {**continuity(), "host": platform.node(), "git_commit": commit,
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
 
 
@@ -55,11 +85,7 @@ class RunFiles:
         return found[-1] if found else None
 
     def write_options(self, options: dict) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / "training_options.json"
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(options, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(self.out / "training_options.json", json.dumps(options, indent=2, default=str) + "\n")
 
     def append_stats(self, record: dict) -> None:
         with open(self.out / "stats.jsonl", "a") as f:
@@ -76,22 +102,33 @@ class RunFiles:
                         kept.append(line)
                 except (ValueError, KeyError, TypeError):
                     pass        # a line a killed run left half-written
-            path.write_text("".join(line + "\n" for line in kept))
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def publish(self, kimg: int, draw) -> None:
         """Link a kept snapshot into the run folder (atomically) and draw its pictures."""
-        src, dst = self.kept_snapshot(kimg), self.snapshot(kimg)
-        tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)
         from ganrepro.models import load_snapshot
 
-        G, _ = load_snapshot(src)
-        draw(G, kimg)
-        os.replace(tmp, dst)
+        src, dst = self.kept_snapshot(kimg), self.snapshot(kimg)
+        with atomic_write(dst) as tmp:
+            tmp.unlink(missing_ok=True)
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+            G, _ = load_snapshot(src)
+            draw(G, kimg)
+
+    def discard(self) -> dict[str, int]:
+        """An explicit restart: remove the training states, the kept and published snapshots,
+        their pictures and the stats, so nothing of the old run looks like the new one's."""
+        from ganrepro.training.state import discard_states
+
+        states = discard_states(self.state) if self.state.exists() else 0
+        snapshots = [*self.kept.glob("snapshot-*.pt"), *self.out.glob("snapshot-*.pt")]
+        for path in [*snapshots, *self.out.glob("grid-*.png"), *self.out.glob("attention-*.png"),
+                     self.out / "stats.jsonl"]:
+            path.unlink(missing_ok=True)
+        return {"states": states, "snapshots": len({p.name for p in snapshots})}
 
     def publish_kept(self, nimg: int, draw) -> None:
         """After a resume: bring back snapshots (and pictures) a deleted run folder lost."""
