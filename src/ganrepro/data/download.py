@@ -21,6 +21,7 @@ import requests
 from tqdm import tqdm
 
 from ganrepro.errors import DownloadError
+from ganrepro.files import DiskFullError, atomic_write_text, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ def _note(path: Path) -> Path:
 
 def _write_note(path: Path, digest: str) -> None:
     st = path.stat()
-    _note(path).write_text(json.dumps({"sha256": digest, "size": st.st_size,
-                                       "mtime_ns": st.st_mtime_ns}) + "\n")
+    atomic_write_text(_note(path), json.dumps({"sha256": digest, "size": st.st_size,
+                                               "mtime_ns": st.st_mtime_ns}) + "\n")
 
 
 def _read_note(path: Path) -> dict:
@@ -94,12 +95,25 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, size: int | Non
         log.info("using cached %s (sha256 %s)", dest, digest)
         return digest
     part = dest.with_name(dest.name + ".part")
-    if urlparse(url).scheme == "file":
-        _copy_local(url, part)
-    elif urlparse(url).scheme in ("http", "https"):
-        _download(url, part, retries, timeout)
-    else:
+    scheme = urlparse(url).scheme
+    if scheme not in ("file", "http", "https"):
         raise DownloadError(f"cannot download {url!r}: only http, https and file URLs are allowed")
+    try:
+        if scheme == "file":
+            _copy_local(url, part)
+        else:
+            _download(url, part, retries, timeout)
+    except OSError as err:
+        if isinstance(err, requests.RequestException) or not is_disk_full(err, part):
+            raise
+        if scheme == "file":            # a local copy starts from the beginning anyway
+            part.unlink(missing_ok=True)
+            kept = "nothing was kept"
+        else:
+            got = part.stat().st_size if part.exists() else 0
+            kept = f"the {got:,} bytes received are kept in {part}, and the download resumes from there"
+        raise DiskFullError(f"{part}: no space left on the device while downloading {url}; {kept}. "
+                            "Free some space and run the same command again") from None
     actual_size = part.stat().st_size
     if size is not None and actual_size != size:
         part.unlink()
