@@ -58,6 +58,17 @@ def disk_full_error(path: str | Path, err: BaseException) -> DiskFullError:
                          "Free some space and run the same command again")
 
 
+def unhandled_disk_full(err: BaseException) -> DiskFullError | None:
+    """The last resort for a write that did not go through `atomic_write`: an OSError
+    whose errno says the disk or a quota is full, as one sentence (naming the file where
+    the error does); None for anything else."""
+    if not isinstance(err, OSError) or err.errno not in _FULL_ERRNOS:
+        return None
+    where = f"{err.filename}: " if err.filename else ""
+    return DiskFullError(f"{where}no space left on the device ({err.strerror}). "
+                         "Free some space and run the same command again")
+
+
 def temporary_path(path: Path) -> Path:
     """The hidden temporary name `atomic_write` uses for `path` in this process."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
