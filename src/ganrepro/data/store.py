@@ -25,7 +25,7 @@ import numpy as np
 
 from ganrepro import __version__
 from ganrepro.errors import DataError
-from ganrepro.files import disk_full_error, is_disk_full
+from ganrepro.files import DiskFullError, disk_full_error, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ class DatasetWriter:
                 close_error = err
         first = exc if exc is not None else close_error
         # Told before the partial folder goes: removing it frees the space.
-        full = (disk_full_error(self.out, first)
-                if isinstance(first, OSError) and is_disk_full(first, self.tmp) else None)
+        full = (disk_full_error(self.out, first) if isinstance(first, OSError)
+                and not isinstance(first, DiskFullError) and is_disk_full(first, self.tmp) else None)
         if self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)
         if full is not None:
