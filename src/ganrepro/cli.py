@@ -88,6 +88,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GanreproError as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:      # a full disk under a write that bypassed files.atomic_write
+            from ganrepro.files import unhandled_disk_full
+
+            if (full := unhandled_disk_full(err)) is None:
+                raise
+            raise click.ClickException(str(full)) from None
 
 
 @click.group(cls=_Group)

@@ -25,8 +25,14 @@ _NEARLY_FULL = 1 << 20
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-class DiskFullError(GanreproError):
-    """A file could not be written for lack of space; nothing half-written is left."""
+class DiskFullError(GanreproError, OSError):
+    """A file could not be written for lack of space; nothing half-written is left. It is
+    an OSError with errno ENOSPC too, so code that handles a failed write still does; its
+    text is the one sentence, without an "[Errno 28]" prefix."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.errno = errno.ENOSPC
 
 
 def free_bytes(path: str | Path) -> int | None:
@@ -58,6 +64,19 @@ def disk_full_error(path: str | Path, err: BaseException) -> DiskFullError:
                          "Free some space and run the same command again")
 
 
+def unhandled_disk_full(err: BaseException) -> DiskFullError | None:
+    """The last resort for a write that did not go through `atomic_write`: an OSError
+    whose errno says the disk or a quota is full, as one sentence (naming the file where
+    the error does); None for anything else."""
+    if not isinstance(err, OSError) or err.errno not in _FULL_ERRNOS:
+        return None
+    if isinstance(err, DiskFullError):
+        return err
+    where = f"{err.filename}: " if err.filename else ""
+    return DiskFullError(f"{where}no space left on the device ({err.strerror}). "
+                         "Free some space and run the same command again")
+
+
 def temporary_path(path: Path) -> Path:
     """The hidden temporary name `atomic_write` uses for `path` in this process."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
@@ -80,7 +99,7 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException as err:
         tmp.unlink(missing_ok=True)
-        if is_disk_full(err, path):
+        if not isinstance(err, DiskFullError) and is_disk_full(err, path):
             raise disk_full_error(path, err) from None
         raise
 

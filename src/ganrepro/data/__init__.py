@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from ganrepro.data import cartoonset, clevr, folder, shapes
 from ganrepro.data.store import DatasetWriter, Manifest, open_images, read_manifest
+from ganrepro.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -59,5 +60,6 @@ def export_png(dataset: str | Path, dest: str | Path, limit: int | None = None) 
     n = len(images) if limit is None else min(limit, len(images))
     for i in tqdm(range(n), unit="img", desc="png", disable=None):
         arr = np.asarray(images[i]).transpose(1, 2, 0)
-        Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(dest / f"{i:08d}.png")
+        with atomic_write(dest / f"{i:08d}.png") as tmp:
+            Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(tmp)
     return n

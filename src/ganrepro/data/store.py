@@ -25,6 +25,7 @@ import numpy as np
 
 from ganrepro import __version__
 from ganrepro.errors import DataError
+from ganrepro.files import DiskFullError, disk_full_error, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +111,36 @@ class DatasetWriter:
 
     def __enter__(self) -> "DatasetWriter":
         _remove_stale_partials(self.out)
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir(parents=True)
-        self._raw = open(self.tmp / "images.raw", "wb")
+        try:
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir(parents=True)
+            self._raw = open(self.tmp / "images.raw", "wb")
+        except BaseException as err:
+            self.__exit__(type(err), err, None)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        """Remove the partial folder whatever happened. The first error is the one that
+        propagates (closing the raw file after a failed write fails again, and must not
+        hide it); a full disk becomes one `DiskFullError` naming the dataset."""
+        close_error = None
         if self._raw is not None:
-            self._raw.close()
+            try:
+                self._raw.close()           # closes the file even when its final flush fails
+            except OSError as err:
+                close_error = err
+        first = exc if exc is not None else close_error
+        # Told before the partial folder goes: removing it frees the space.
+        full = (disk_full_error(self.out, first) if isinstance(first, OSError)
+                and not isinstance(first, DiskFullError) and is_disk_full(first, self.tmp) else None)
         if self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if full is not None:
+            raise full from None
+        if exc is None and close_error is not None:
+            raise close_error
 
     @property
     def folder(self) -> Path:

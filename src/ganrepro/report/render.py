@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from ganrepro.files import atomic_write_text
 from ganrepro.report import CLAIMS_JSON, FIGURES_INDEX, TABLES, TABLES_INDEX
 from ganrepro.report.environment import environment
 from ganrepro.report.inputs import ReportError, Results, model_label, read_json
@@ -112,9 +113,7 @@ def render(results: Results, published: dict[str, Any], template: str | Path, bi
         raise ReportError(f"{template} line {err.lineno}: {err.message}") from None
     tex = out / "report.tex"
     for path, content in ((tex, text), (out / "references.bib", Path(bib).read_text())):
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(content)
-        os.replace(tmp, path)
+        atomic_write_text(path, content)
     log.info("wrote %s", tex)
     return tex
 

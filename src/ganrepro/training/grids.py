@@ -3,12 +3,13 @@ where a few latent components attend over the image."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from ganrepro.files import atomic_write
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -27,12 +28,8 @@ def save_png(pixels: np.ndarray, path: str | Path) -> Path:
     temporary file beside `path` first, so an interrupted write never leaves a partial
     PNG under the real name."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    try:
+    with atomic_write(path) as tmp:
         Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -80,7 +77,8 @@ def save_attention_figure(G, z: torch.Tensor, path: Path, device, samples: int =
         for ax in axes[i]:
             ax.axis("off")
     fig.tight_layout(pad=0.2)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
