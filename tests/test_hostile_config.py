@@ -293,3 +293,38 @@ def test_generate_still_writes_at_the_bounds_of_trunc(snapshot, tmp_path):
                               "--trunc", psi, "--out", out], cwd=tmp_path)
         assert result.rc == 0, result.stderr
         assert (out / f"seed{checks.SEED_MAX:04d}.png").is_file()
+
+
+# ---------------------------------------------------------------------------- config files
+
+def _alias_bomb(levels: int = 12) -> str:
+    """Under 1 KB of YAML standing for 10**levels values, each level ten aliases of the last."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\ndatasets: *a{levels - 1}\n"
+
+
+# id -> (file content, regex of the one error line)
+FILE_CASES = {
+    "yaml_alias_bomb": (_alias_bomb(), r"stands for more than 100,000 values once its YAML aliases are expanded"),
+    "recursive_alias_list": ("a: &a [*a]\n", r"nests more than 64 levels deep"),
+    "recursive_alias_mapping": ("a: &a\n  b: *a\n", r"'a\.b\.b\.b.*' nests more than 64 levels deep"),
+    "nan_learning_rate": ("train:\n  g_lr: .nan\n", r"'train\.g_lr' must be a finite number \(got nan\)"),
+    "infinite_state_interval": ("train:\n  state_kimg: .inf\n", r"'train\.state_kimg' must be a finite number"),
+    "binary_file": (b"\x89PNG\r\n\x1a\n\xff\xfe" + bytes(range(256)), r"is not UTF-8 text"),
+    "two_megabytes": ("# " + "x" * (2 << 20) + "\n", r"is 2,097,155 bytes; a config is at most 1,048,576"),
+}
+
+
+@pytest.mark.parametrize("content, pattern", FILE_CASES.values(), ids=FILE_CASES.keys())
+def test_hostile_config_file_is_refused(content, pattern, tmp_path):
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert_refused(run_bounded(["config", "show", "--config", path], cwd=tmp_path), rf"{path.name}.*{pattern}")
+
+
+def test_deep_config_json_is_refused(tmp_path):
+    deep = "[" * 30_000 + "]" * 30_000
+    assert_refused(run_bounded(["train", "--config-json", deep, "--dataset", "toy", "--model", "gan", "--data",
+                                tmp_path, "--out", tmp_path / "run"], cwd=tmp_path),
+                   r"--config-json nests deeper than JSON can be read")

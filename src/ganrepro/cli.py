@@ -31,11 +31,7 @@ def _config(config_path: str, config_json: str | None) -> dict:
     """The config from --config-json (Snakemake passes the resolved config) or --config."""
     if config_json is None:
         return cfgmod.load(config_path)
-    try:
-        data = json.loads(config_json)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"--config-json is not valid JSON ({err})") from None
-    return cfgmod.resolve(data, origin="--config-json")
+    return cfgmod.resolve(cfgmod.parse_json(config_json, "--config-json"), origin="--config-json")
 
 
 class _FiniteFloatRange(click.FloatRange):
@@ -133,7 +129,10 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set resolution=64")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {pair!r}: its value is not valid YAML ({' '.join(str(err).split())})") from None
     return out
 
 
@@ -142,10 +141,7 @@ def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
     """The resolved spec of dataset `name` and the cache dir, from --spec or a config."""
     overrides = _parse_sets(sets)
     if spec_json is not None:
-        try:
-            raw = json.loads(spec_json)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"--spec is not valid JSON ({err})") from None
+        raw = cfgmod.parse_json(spec_json, "--spec")
         if not isinstance(raw, dict):
             raise ConfigError(f"--spec must be a JSON object such as '{{\"source\": \"shapes\"}}' (got {spec_json})")
         return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfgmod.default("cache_dir")

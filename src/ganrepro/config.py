@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -273,6 +274,44 @@ def check_network_sizes(cfg: dict[str, Any], dataset: str | None, resolution: in
 
 # ---------------------------------------------------------------------------- public API
 
+# A config is a few hundred values; YAML anchors let a small file stand for a huge tree
+# (every alias a shared reference that validation would walk again), so the tree is
+# measured, with each alias counted in full, before anything walks it.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 64
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _check_shape(cfg: Any) -> None:
+    """Refuse a config tree with more than MAX_CONFIG_VALUES values (aliases expanded),
+    deeper than MAX_CONFIG_DEPTH (a recursive alias is infinitely deep), or holding a
+    non-finite number; linear in the file's size whatever its aliases."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any, path: tuple, depth: int) -> int:
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"config key '{_key(path[:8])}...' nests more than {MAX_CONFIG_DEPTH} levels "
+                              "deep (a recursive YAML alias?); a ganrepro config is a few levels deep")
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"config key '{_key(path)}' must be a finite number (got {node})")
+        if not isinstance(node, (dict, list)):
+            return 1
+        if id(node) in sizes:
+            return sizes[id(node)]
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        total = 1
+        for key, value in items:
+            total += size(value, (*path, key), depth + 1)
+            if total > MAX_CONFIG_VALUES:
+                raise ConfigError(f"config key '{_key(path)}' stands for more than "
+                                  f"{MAX_CONFIG_VALUES:,} values once its YAML aliases are expanded; "
+                                  "a ganrepro config has a few hundred")
+        sizes[id(node)] = total
+        return total
+
+    size(cfg, (), 0)
+
+
 def resolve(cfg: Any, origin: str | None = None) -> dict[str, Any]:
     """Validate `cfg`, fill in defaults, run the extra checks; return a new dict.
 
@@ -282,6 +321,7 @@ def resolve(cfg: Any, origin: str | None = None) -> dict[str, Any]:
         if not isinstance(cfg, dict):
             raise ConfigError("a config must be a mapping of keys to values "
                               f"(got {type(cfg).__name__})")
+        _check_shape(cfg)
         if "seed" in cfg:
             raise ConfigError("config key 'seed' was split in two: 'seeds' (the training seeds, a list such as "
                               "[0, 1, 2]) and 'metrics.seed' (the sampling seed of the evaluation)")
@@ -302,6 +342,7 @@ def resolve_dataset(name: str, spec: Any) -> dict[str, Any]:
         if not isinstance(spec, dict):
             raise ConfigError(f"config key 'datasets.{name}' must be a mapping with at "
                               f"least a 'source' key (got {json.dumps(spec, default=str)})")
+        _check_shape({"datasets": {name: spec}})
         _validate(spec, dataset_schema(), prefix=("datasets", name))
         out = copy.deepcopy(spec)
         _fill_defaults(dataset_schema(), out)
@@ -311,15 +352,30 @@ def resolve_dataset(name: str, spec: Any) -> dict[str, Any]:
     return out
 
 
+def parse_json(text: str, option: str) -> Any:
+    """JSON given on the command line (`option` names it), as one clear error when broken."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{option} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ConfigError(f"{option} nests deeper than JSON can be read here; a config is a few levels deep") from None
+
+
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file; a missing file or a syntax error names the file and line."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is {path.stat().st_size:,} bytes; a config is at most "
+                              f"{MAX_CONFIG_BYTES:,} (is it the right file?)")
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except OSError as err:
         raise ConfigError(f"config file {path} cannot be read: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {err.start}); a config is YAML") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:

@@ -7,7 +7,6 @@ resolved config from --config-json (what Snakemake passes) or --config FILE.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from pathlib import Path
 
@@ -26,11 +25,7 @@ def load_config(config_json: str | None, config_path: str | None) -> dict:
     if config_json is not None and config_path is not None:
         raise ConfigError("give either --config-json or --config, not both")
     if config_json is not None:
-        try:
-            raw = json.loads(config_json)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"--config-json is not valid JSON ({err})") from None
-        return cfgmod.resolve(raw, origin="--config-json")
+        return cfgmod.resolve(cfgmod.parse_json(config_json, "--config-json"), origin="--config-json")
     return cfgmod.load(config_path or DEFAULT_CONFIG)
 
 
