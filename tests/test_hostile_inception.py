@@ -11,6 +11,7 @@ import os
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -112,3 +113,39 @@ def test_nvidias_real_file_still_loads_where_it_is_present():
     extractor = inception.load(found, "cpu")
     assert extractor.nvidia and extractor.sha256 == inception.NVIDIA_SHA256
     assert os.path.getsize(found / NAME) == inception.NVIDIA_SIZE
+
+
+# ---------------------------------------------------------------------------- the statistics cache
+
+def _deflated_bomb(path: Path) -> None:
+    """An .npz whose 'feats' member unpacks to 2 GiB of zeros from a few MB."""
+    import zipfile
+
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 2048), np.float32))
+    header["shape"] = (262_144, 2048)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+        with z.open("feats.npy", "w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            block = bytes(1 << 24)
+            for _ in range((262_144 * 2048 * 4) >> 24):
+                f.write(block)
+
+
+def _wrong_shapes(path: Path) -> None:
+    np.savez(path, key=json.dumps({"format": "x"}), feats=np.zeros((3, 5), np.float32),
+             mu=np.zeros(7), sigma=np.zeros((2, 2)))
+
+
+@pytest.mark.parametrize("make, why", [(_deflated_bomb, "np.savez stores its arrays uncompressed"),
+                                       (_wrong_shapes, "are not features")], ids=["deflated-2GiB-member", "wrong-shapes"])
+def test_a_hostile_statistics_cache_is_ignored_and_recomputed(make, why, dataset, tmp_path):
+    """A cache the command did not write (compressed, lying, or of the wrong shapes) is not
+    read into memory: one warning, then the statistics are computed and the cache replaced."""
+    out = tmp_path / "stats.npz"
+    make(out)
+    result = run_bounded(["stats", "--data", dataset, "--out", out, "--device", "cpu"])
+    assert result.rc == 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"ignoring unreadable statistics cache {out}" in result.stderr and why in result.stderr
+    assert result.rss_above_imports < (1 << 30)
+    with np.load(out, allow_pickle=False) as z:
+        assert z["feats"].shape == (4, 2048) and z["sigma"].shape == (2048, 2048)

@@ -71,13 +71,35 @@ def default_path(stats_dir: str | Path, dataset: str, mode: str, num_real: int |
 def read(path: Path) -> RealStats | None:
     """The cached statistics in `path`, or None when there are none or they are unreadable."""
     try:
+        _check_stored(path)
         with np.load(path, allow_pickle=False) as z:
-            return RealStats(json.loads(str(z["key"])), z["feats"], z["mu"], z["sigma"])
+            stats = RealStats(json.loads(str(z["key"])), z["feats"], z["mu"], z["sigma"])
+        dim = stats.mu.shape[-1] if stats.mu.ndim == 1 else -1
+        if not isinstance(stats.key, dict) or stats.feats.ndim != 2 or stats.feats.shape[1] != dim \
+                or stats.sigma.shape != (dim, dim):
+            raise ValueError(f"arrays of shapes {stats.feats.shape}, {stats.mu.shape}, {stats.sigma.shape} are not "
+                             "features [N, D], their mean [D] and covariance [D, D]")
+        return stats
     except FileNotFoundError:
         return None
     except Exception as err:  # noqa: BLE001 - a damaged cache is recomputed, not fatal
         log.warning("ignoring unreadable statistics cache %s (%s)", path, err)
         return None
+
+
+def _check_stored(path: Path) -> None:
+    """Refuse (as unreadable) an .npz whose members are compressed or declare more data than
+    the file holds: np.savez stores members as they are, so a cache that unpacks to more
+    than its own size is not one of ours, and reading it could take any amount of memory."""
+    import zipfile
+
+    size = path.stat().st_size
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+        total = sum(m.file_size for m in members)
+        if len(members) > 16 or total > size or any(m.compress_type != zipfile.ZIP_STORED for m in members):
+            raise ValueError(f"its {len(members)} members declare {total:,} bytes (compressed or more than the "
+                             f"file's {size:,}); np.savez stores its arrays uncompressed")
 
 
 def write(path: Path, stats: RealStats) -> None:
