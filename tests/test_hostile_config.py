@@ -9,6 +9,7 @@ in the config schema, which `test_schema_maxima_are_the_checks_constants` keeps 
 from __future__ import annotations
 
 import json
+import os
 import math
 import subprocess
 from pathlib import Path
@@ -328,3 +329,20 @@ def test_deep_config_json_is_refused(tmp_path):
     assert_refused(run_bounded(["train", "--config-json", deep, "--dataset", "toy", "--model", "gan", "--data",
                                 tmp_path, "--out", tmp_path / "run"], cwd=tmp_path),
                    r"--config-json nests deeper than JSON can be read")
+
+
+def test_the_documented_hostile_log_lists_each_case(tmp_path):
+    """docs/hostile-inputs.md's command (one case of it): GANREPRO_HOSTILE_LOG gets a row per
+    bounded run with its exit status, peak memory and CPU time."""
+    doc = (Path(__file__).parents[1] / "docs/hostile-inputs.md").read_text()
+    command = "GANREPRO_HOSTILE_LOG=hostile.tsv .venv/bin/python -m pytest tests/test_hostile_config.py -q"
+    assert command in doc
+    log = tmp_path / "hostile.tsv"
+    subprocess.run([str(BIN / "python"), "-m", "pytest", "tests/test_hostile_config.py", "-q", "-p",
+                    "no:cacheprovider", "-k", "binary_file"], cwd=Path(__file__).parents[1], check=True,
+                   env={**os.environ, "GANREPRO_HOSTILE_LOG": str(log)}, capture_output=True,
+                   timeout=SAFETY_TIMEOUT)
+    rows = log.read_text().splitlines()
+    assert rows[0] == "command\trc\tpeak_rss_mib\tcpu_s" and len(rows) == 2, rows
+    command_run, rc, rss, cpu = rows[1].split("\t")
+    assert command_run.startswith("config show --config ") and rc == "1" and int(rss) > 0 and float(cpu) > 0
