@@ -30,7 +30,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -100,21 +100,30 @@ def _named(table: Any, what: str, name: str) -> dict:
     return table
 
 
+def _walk_tree(root: Any, root_name: str, kind: str, where: str) -> Iterator[tuple[Any, str, str, Callable]]:
+    """Depth-first, without recursion, over a tree of pickled networks: yields (node, name,
+    prefix, push), where push(child, child_prefix) queues a child (pushed last, visited
+    first). A node met twice (a cycle or a shared child) or nested deeper than MAX_NESTING
+    is refused, naming the `kind` of node and `where` it is."""
+    seen: set[int] = set()
+    todo = [(root, "", 0)]
+    while todo:
+        node, prefix, depth = todo.pop()
+        name = prefix[:-1] or root_name
+        if id(node) in seen:
+            raise CheckpointError(f"{kind} {name!r} appears twice in {where} (a cycle or a shared {kind})")
+        if depth > MAX_NESTING:
+            raise CheckpointError(f"the {kind}s of {where} nest more than {MAX_NESTING} levels deep")
+        seen.add(id(node))
+        yield node, name, prefix, lambda child, child_prefix, depth=depth: todo.append((child, child_prefix, depth + 1))
+
+
 def _state_dict(obj: Any) -> dict[str, torch.Tensor]:
     """state_dict() of a pickled module, from its state alone (parameters, persistent
     buffers), walked without recursion; a module met twice (a cycle or shared child) or
     nested too deep is refused."""
     out: dict[str, torch.Tensor] = {}
-    seen: set[int] = set()
-    todo = [(obj, "", 0)]
-    while todo:
-        module, prefix, depth = todo.pop()
-        name = prefix[:-1] or "<root>"
-        if id(module) in seen:
-            raise CheckpointError(f"module {name!r} appears twice in the network (a cycle or a shared module)")
-        if depth > MAX_NESTING:
-            raise CheckpointError(f"its modules nest more than {MAX_NESTING} levels deep")
-        seen.add(id(module))
+    for module, name, prefix, push in _walk_tree(obj, "<root>", "module", "the network"):
         state = _module_state(module, name)
         skip = state.get("_non_persistent_buffers_set") or ()
         if not isinstance(skip, (set, frozenset, list, tuple)) or not all(type(k) is str for k in skip):
@@ -136,7 +145,7 @@ def _state_dict(obj: Any) -> dict[str, torch.Tensor]:
                 continue
             if not isinstance(child, (Persistent, TorchModule)):
                 raise CheckpointError(f"sub-module {prefix + key!r} is a {type(child).__name__}, not a module")
-            todo.append((child, f"{prefix}{key}.", depth + 1))
+            push(child, f"{prefix}{key}.")
     return out
 
 
@@ -166,16 +175,7 @@ def _tf_variables(net: TFNetwork, network: str) -> dict[str, np.ndarray]:
     """{variable name: array} of a TF network and its components, walked without
     recursion; a component met twice or nested too deep is refused."""
     out: dict[str, np.ndarray] = {}
-    seen: set[int] = set()
-    todo = [(net, "", 0)]
-    while todo:
-        node, prefix, depth = todo.pop()
-        name = prefix[:-1] or network
-        if id(node) in seen:
-            raise CheckpointError(f"component {name!r} appears twice in {network} (a cycle or a shared component)")
-        if depth > MAX_NESTING:
-            raise CheckpointError(f"the components of {network} nest more than {MAX_NESTING} levels deep")
-        seen.add(id(node))
+    for node, name, prefix, push in _walk_tree(net, network, "component", network):
         state = _tf_state(node, name)
         variables = state.get("variables") or []
         if type(variables) not in (list, tuple):
@@ -192,7 +192,7 @@ def _tf_variables(net: TFNetwork, network: str) -> dict[str, np.ndarray]:
         if not isinstance(components, dict) or not all(type(k) is str and len(k) <= 200 for k in components):
             raise CheckpointError(f"the components of {name!r} are not a dict of named networks")
         for key, comp in reversed(list(components.items())):
-            todo.append((comp, f"{prefix}{key}/", depth + 1))
+            push(comp, f"{prefix}{key}/")
     return out
 
 
