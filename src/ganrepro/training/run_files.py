@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ganrepro import __version__
-from ganrepro.files import atomic_write, atomic_write_text
+from ganrepro.files import atomic_write, atomic_write_text, disk_full_error, is_disk_full
 from ganrepro.machine import git_commit
 
 
@@ -88,8 +88,16 @@ class RunFiles:
         atomic_write_text(self.out / "training_options.json", json.dumps(options, indent=2, default=str) + "\n")
 
     def append_stats(self, record: dict) -> None:
-        with open(self.out / "stats.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        """Append one line (a log, not replaced atomically: a line cut short by a kill or a
+        full disk is dropped by trim_stats on resume)."""
+        path = self.out / "stats.jsonl"
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as err:
+            if is_disk_full(err, path):
+                raise disk_full_error(path, err) from None
+            raise
 
     def trim_stats(self, nimg: int) -> None:
         """Drop lines a killed run wrote after the state it resumes from."""
