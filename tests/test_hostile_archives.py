@@ -516,3 +516,17 @@ def test_ordinary_tgz_prepares_under_the_bounds(tmp_path):
         assert _manifest(out)["count"] == 4
     shas = {_manifest(tmp_path / ("out" + s))["images_sha256"] for s in (".tgz", ".tar", ".tbz2")}
     assert len(shas) == 1
+
+
+# ---------------------------------------------------------------------------- a prepared dataset's manifest
+
+@pytest.mark.parametrize("text, why", [("[" * 100_000 + "]" * 100_000, r"nested too deep"),
+                                       ('{"name": 3}', r"TypeError: .*missing 9 required"),
+                                       ("[1]", r"TypeError"), ('{"name": ', r"JSONDecodeError")],
+                         ids=["deep-json", "missing-keys", "a-list", "truncated"])
+def test_a_forged_dataset_manifest_is_one_line(text, why, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset.json").write_text(text)
+    assert_refused(run_bounded(["stats", "--data", tmp_path / "data", "--out", tmp_path / "s.npz", "--device", "cpu"]),
+                   rf"{tmp_path / 'data' / 'dataset.json'} is not a valid dataset manifest \({why}.*prepare the "
+                   r"dataset again")

@@ -75,8 +75,11 @@ def read_manifest(folder: str | Path) -> Manifest:
     except FileNotFoundError:
         raise DataError(f"{path} does not exist: prepare the dataset first "
                         "(ganrepro data prepare NAME, or the Snakemake rule prepare_dataset)") from None
-    except (json.JSONDecodeError, TypeError) as err:
-        raise DataError(f"{path} is not a valid dataset manifest ({err}); prepare the dataset again") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as err:     # JSONDecodeError is a ValueError
+        raise DataError(f"{path} is not a valid dataset manifest ({type(err).__name__}: {str(err)[:200]}); "
+                        "prepare the dataset again") from None
+    except RecursionError:
+        raise DataError(f"{path} is not a valid dataset manifest (nested too deep); prepare the dataset again") from None
 
 
 def open_images(folder: str | Path) -> np.ndarray:
