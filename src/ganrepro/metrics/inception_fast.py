@@ -12,10 +12,10 @@ What is different, and why (profiled at batch 8, one thread, on this project's C
   the reference runs conv, then batch norm, then ReLU as three passes over memory.
 - Activations stay channels-last throughout. The reference calls `.contiguous()` on every
   branch of every mixed block, which turns channels-last back into NCHW, so oneDNN
-  reorders around each convolution and the 1x7/7x1/1x3/3x1 ones miss it entirely
-  (`aten::_slow_conv2d_forward`). Channels-last pooling also runs on the vectorised kernels.
-Then 95 % of the time is oneDNN convolutions, at the speed of a large fp32 matrix product
-on this CPU. (Stacking a block's 1x1 convolutions of the same input into one gave nothing
+  reorders around its convolutions. Channels-last pooling runs on the vectorised kernels.
+Then 94 % of the time is convolutions (21 of the 1x1 ones still go to
+`aten::_slow_conv2d_forward`, which for them is one matrix product, as fast as oneDNN),
+all at about the speed of a large fp32 matrix product on this CPU. (Stacking a block's 1x1 convolutions of the same input into one gave nothing
 measurable, side by side, and was left out.)
 The features equal the reference's within 1e-4 of their peak (tests/test_inception_fast.py);
 summation order differs, so they are not bitwise the same.
