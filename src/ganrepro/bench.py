@@ -295,3 +295,46 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
                    f"{10000 * per_image + fid_s:>9,.0f} {50000 * per_image + fid_s:>9,.0f}")
     finally:
         featurizer.close()
+
+
+def bench_inception(batch_size: int, rounds: int, threads: tuple[int, ...], device: str) -> Iterator[str]:
+    """The reference TorchScript Inception and the `fast` rebuild of the same verified file,
+    timed side by side: per thread count, `rounds` rounds that each time one batch of each
+    (the order alternating between rounds), after one untimed batch of each. Prints the
+    median img/s of each, their ratio, and how far the fast features are from the reference."""
+    import dataclasses
+
+    from ganrepro.errors import MetricsError
+    from ganrepro.metrics import inception
+
+    device = resolve_device(device)
+    dev = torch.device(device)
+    fast = inception.load(None, dev, "fast")
+    if fast.kind != "fast":
+        raise MetricsError(f"the fast Inception path does not know the network in {fast.path}")
+    reference = dataclasses.replace(fast, kind="reference", fast=None)
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, size=(batch_size, 3, 299, 299),
+                                                          dtype=np.uint8)).float()
+    before = torch.get_num_threads()
+    yield device_line()
+    yield f"extractor: {fast.name}; batch {batch_size} at 299x299, fp32, {rounds} interleaved rounds"
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            ref_feats, fast_feats = reference(x), fast(x)           # untimed, and the features compared
+            diff = float((fast_feats - ref_feats).abs().max() / ref_feats.abs().max())
+            seconds: dict[str, list[float]] = {"reference": [], "fast": []}
+            for r in range(rounds):
+                order = (("reference", reference), ("fast", fast))
+                for name, extractor in order if r % 2 == 0 else order[::-1]:
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    extractor(x)
+                    _sync(device)
+                    seconds[name].append(time.perf_counter() - t0)
+            ref_rate = batch_size / float(np.median(seconds["reference"]))
+            fast_rate = batch_size / float(np.median(seconds["fast"]))
+            yield (f"threads {n}: reference {ref_rate:,.2f} img/s, fast {fast_rate:,.2f} img/s, "
+                   f"ratio {fast_rate / ref_rate:.2f}x (max |fast - reference| / max |reference| = {diff:.1e})")
+    finally:
+        torch.set_num_threads(before)

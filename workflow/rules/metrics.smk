@@ -14,6 +14,7 @@ rule real_stats:
         batch_size=config["metrics"]["batch_size"],
         weights_dir=config["metrics"]["weights_dir"],
         device=config["metrics"]["device"],
+        extractor=config["metrics"]["extractor"],
     log:
         "results/logs/real_stats/{dataset}/{mode}-real{num_real}.log",
     # One thread, like train: on a CPU the Inception passes then fill a core that a finished
@@ -26,7 +27,7 @@ rule real_stats:
     shell:
         "ganrepro stats --data {params.data:q} --num-real {wildcards.num_real} --fid-mode {wildcards.mode}"
         " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
-        " --device {params.device} --out {output:q} > {log} 2>&1"
+        " --device {params.device} --extractor {params.extractor} --out {output:q} > {log} 2>&1"
 
 
 rule evaluate:
@@ -49,6 +50,7 @@ rule evaluate:
         batch_size=config["metrics"]["batch_size"],
         weights_dir=config["metrics"]["weights_dir"],
         device=config["metrics"]["device"],
+        extractor=config["metrics"]["extractor"],
     log:
         "results/logs/evaluate/{dataset}/{model}/seed{seed}/kimg{kimg}.log",
     benchmark:
@@ -63,4 +65,4 @@ rule evaluate:
         " --stats {input.stats:q} --num-real {params.num_real} --metrics {params.names} --num-gen {params.num_gen}"
         " --seed {params.seed} --repeats {params.repeats} --fid-mode {params.fid_mode}"
         " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
-        " --device {params.device} --out {output:q} > {log} 2>&1"
+        " --device {params.device} --extractor {params.extractor} --out {output:q} > {log} 2>&1"

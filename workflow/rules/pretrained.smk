@@ -62,6 +62,7 @@ rule evaluate_pretrained:
         batch_size=config["metrics"]["batch_size"],
         weights_dir=config["metrics"]["weights_dir"],
         device=config["metrics"]["device"],
+        extractor=config["metrics"]["extractor"],
     log:
         "results/logs/pretrained/evaluate/{name}/{mode}.log",
     benchmark:
@@ -76,7 +77,7 @@ rule evaluate_pretrained:
         " --stats {input.stats:q} --num-real {params.num_real} --metrics {params.names} --num-gen {params.num_gen}"
         " --seed {params.seed} --repeats {params.repeats} --fid-mode {wildcards.mode} --trunc {params.trunc}"
         " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
-        " --device {params.device} --out {output:q} > {log} 2>&1"
+        " --device {params.device} --extractor {params.extractor} --out {output:q} > {log} 2>&1"
 
 
 rule pretrained:

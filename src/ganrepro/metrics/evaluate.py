@@ -58,6 +58,7 @@ class Options:
     weights_dir: str | None = None
     save_images: Path | None = None
     psi: float = 1.0                            # truncation (1 = off, as fid50k is measured)
+    extractor: str = "reference"                # Inception path: reference (TorchScript) or fast
 
     def check(self) -> None:
         unknown = [m for m in self.metrics if m not in NAMES]
@@ -170,7 +171,7 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
     if res is not None and res != manifest.resolution:
         raise MetricsError(f"{snapshot} generates {res}x{res} images but dataset {manifest.name} is "
                            f"{manifest.resolution}x{manifest.resolution}; evaluate it against its own dataset")
-    extractor = inception.load(opts.weights_dir, device)
+    extractor = inception.load(opts.weights_dir, device, opts.extractor)
     featurizer = Featurizer(extractor, opts.fid_mode, probabilities="is" in opts.metrics and extractor.logits)
     try:
         real = stats.real_stats(data_dir, opts.num_real, featurizer, stats_path, opts.batch_size)

@@ -3,7 +3,9 @@
 A cache file (`.npz`) holds the pool features of the chosen reals (what KID and
 Precision/Recall need), their mean and covariance (what FID needs) and the key it was
 computed for: the dataset's pixel checksum from its manifest, its resolution, the
-sample count, the FID mode and the feature extractor's sha256. A file whose key differs
+sample count, the FID mode, the feature extractor's sha256 and which path ran it (`reference`
+or `fast`: their features differ in the last digits, so they are never mixed; a cache from
+before the choice existed was made by `reference`). A file whose key differs
 from the current one (the dataset was prepared again, another extractor) is recomputed,
 never reused. Files are written to a temporary name and renamed, so a killed job leaves
 no cache that looks complete.
@@ -57,11 +59,12 @@ def parse_num_real(value: str | int) -> int | None:
     return n
 
 
-def cache_key(manifest: store.Manifest, num_real: int | None, mode: str, extractor_sha256: str) -> dict:
+def cache_key(manifest: store.Manifest, num_real: int | None, mode: str, extractor_sha256: str,
+              extractor: str = "reference") -> dict:
     count = manifest.count if num_real is None else min(num_real, manifest.count)
     return {"format": FORMAT, "dataset": manifest.name, "images_sha256": manifest.images_sha256,
             "resolution": manifest.resolution, "num_real": count, "subset_seed": SUBSET_SEED,
-            "fid_mode": mode, "extractor_sha256": extractor_sha256}
+            "fid_mode": mode, "extractor_sha256": extractor_sha256, "extractor": extractor}
 
 
 def default_path(stats_dir: str | Path, dataset: str, mode: str, num_real: int | None) -> Path:
@@ -79,6 +82,7 @@ def read(path: Path) -> RealStats | None:
                 or stats.sigma.shape != (dim, dim):
             raise ValueError(f"arrays of shapes {stats.feats.shape}, {stats.mu.shape}, {stats.sigma.shape} are not "
                              "features [N, D], their mean [D] and covariance [D, D]")
+        stats.key.setdefault("extractor", "reference")    # written before the fast path existed
         return stats
     except FileNotFoundError:
         return None
@@ -115,7 +119,7 @@ def compute(data_dir: Path, manifest: store.Manifest, num_real: int | None, feat
         indices = np.arange(n)
     else:   # a fixed random subset, sorted so the memory map is read forward
         indices = np.sort(np.random.default_rng(SUBSET_SEED).choice(n, num_real, replace=False))
-    key = cache_key(manifest, num_real, featurizer.mode, featurizer.extractor.sha256)
+    key = cache_key(manifest, num_real, featurizer.mode, featurizer.extractor.sha256, featurizer.extractor.kind)
     t0 = time.perf_counter()
     batches = logged(dataset_batches(images, indices, batch_size), len(indices),
                      f"real features {manifest.name}", log)
@@ -130,7 +134,7 @@ def real_stats(data_dir: str | Path, num_real: int | None, featurizer: Featurize
     """The cached statistics at `path` if their key matches, else computed and cached."""
     data_dir, path = Path(data_dir), Path(path)
     manifest = store.read_manifest(data_dir)
-    key = cache_key(manifest, num_real, featurizer.mode, featurizer.extractor.sha256)
+    key = cache_key(manifest, num_real, featurizer.mode, featurizer.extractor.sha256, featurizer.extractor.kind)
     cached = read(path)
     if cached is not None and cached.key == key:
         log.info("real statistics from cache %s (%d images)", path, cached.count)
