@@ -130,17 +130,19 @@ def test_bench_data_reports_throughput_with_the_device():
     assert lines[2].startswith("loader: 384 images at 16x16") and "img/s" in lines[2]
 
 
-def test_readme_cluster_commands_resolve_the_dag(tmp_path):
-    """The SLURM commands the README documents, word for word (as dry runs in a scratch
-    working directory): a target after --configfile would be read as a config file."""
+def test_documented_snakemake_commands_resolve_the_dag():
+    """Every `snakemake` command in README.md and docs/, word for word, as a dry run from the
+    repository root, as a user types it (a target after --configfile, say, would be read as
+    a config file). `--report`, which needs a finished run, is left out."""
     import shlex
 
-    readme = (REPO / "README.md").read_text()
-    commands = [line.split("#")[0].split() for line in readme.splitlines()
-                if line.startswith("snakemake ") and "--profile workflow/profiles/slurm" in line]
-    assert commands, "the README documents no cluster command"
-    for words in commands:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    commands = {line.split("#")[0].strip() for page in pages for line in page.read_text().splitlines()
+                if line.startswith("snakemake ") and "--report" not in line}
+    assert any("--profile workflow/profiles/slurm" in c for c in commands), "no cluster command documented"
+    for command in sorted(commands):
+        words = shlex.split(command)
         args = [w for w in words[1:] if w != "-n"]
-        proc = run([str(BIN / "snakemake"), *args, "-n", "-d", str(tmp_path)], cwd=REPO, check=False)
-        assert proc.returncode == 0, f"{shlex.join(words)}\n{proc.stdout}\n{proc.stderr}"
-        assert "Job stats" in proc.stdout + proc.stderr, shlex.join(words)
+        proc = run([str(BIN / "snakemake"), *args, "-n"], cwd=REPO, check=False)
+        assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
+        assert "Job stats" in proc.stdout + proc.stderr or "Nothing to be done" in proc.stdout + proc.stderr, command
