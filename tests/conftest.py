@@ -239,3 +239,13 @@ def pytest_sessionfinish(session, exitstatus):
         f.write("command\trc\tpeak_rss_mib\tcpu_s\n")
         for command, rc, peak, cpu in hostile._LOG:
             f.write(f"{command}\t{rc}\t{peak / 2**20:.0f}\t{cpu:.2f}\n")
+
+
+def prepare_shapes(out: Path, resolution: int, num_images: int, **spec) -> Path:
+    """A procedural `shapes` dataset prepared in-process into `out` (named after the folder)."""
+    from ganrepro import config, data
+
+    name = out.name
+    data.prepare(name, config.resolve_dataset(name, {"source": "shapes", "resolution": resolution,
+                                                     "num_images": num_images, **spec}), out)
+    return out

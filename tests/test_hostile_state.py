@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from ganrepro import config, data
+from conftest import prepare_shapes
 from hostile import assert_refused, run_bounded
 
 # A run small enough for seconds: 8 px images, batch 8, a state every 0.25 kimg, to kimg 1.
@@ -81,9 +81,7 @@ def assert_ok(result) -> None:
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data") / "toy"
-    data.prepare("toy", config.resolve_dataset("toy", {"source": "shapes", "resolution": 8, "num_images": 200}), out)
-    return out
+    return prepare_shapes(tmp_path_factory.mktemp("data") / "toy", 8, 200)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, ganrepro
+from conftest import REPO, ganrepro, prepare_shapes
 from ganrepro import config, data
 from ganrepro.errors import ConfigError, MetricsError
 from ganrepro.metrics import inception, stats
@@ -30,10 +30,7 @@ def fast():
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
     """Three dozen real images: shapes scenes at 32 px, resized to 299 as for FID."""
-    out = tmp_path_factory.mktemp("data") / "scenes"
-    spec = config.resolve_dataset("scenes", {"source": "shapes", "resolution": 32, "num_images": 36})
-    data.prepare("scenes", spec, out)
-    return out
+    return prepare_shapes(tmp_path_factory.mktemp("data") / "scenes", 32, 36)
 
 
 def images_of(folder):
@@ -108,9 +105,7 @@ def test_a_network_the_rebuild_does_not_know_runs_on_the_reference_path(tmp_path
 
 
 def test_the_statistics_cache_keeps_the_two_paths_apart(reference, fast, tmp_path_factory, tmp_path):
-    folder = tmp_path_factory.mktemp("data") / "cached"
-    data.prepare("cached", config.resolve_dataset("cached", {"source": "shapes", "resolution": 16,
-                                                             "num_images": 6}), folder)
+    folder = prepare_shapes(tmp_path_factory.mktemp("data") / "cached", 16, 6)
     path = tmp_path / "clean-realall.npz"
     by_ref = stats.real_stats(folder, None, Featurizer(reference, "clean"), path, 8)
     assert by_ref.key["extractor"] == "reference"

@@ -6,17 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from ganrepro import config, data
+from conftest import prepare_shapes
 from ganrepro.data.loader import ImageDataset
 from ganrepro.errors import DataError
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ds") / "toy"
-    spec = config.resolve_dataset("toy", {"source": "shapes", "resolution": 16, "num_images": 10})
-    data.prepare("toy", spec, out)
-    return out
+    return prepare_shapes(tmp_path_factory.mktemp("ds") / "toy", 16, 10)
 
 
 def test_items_are_uint8_chw(prepared):

@@ -10,10 +10,11 @@ Two formats come from the official GANformer code (github.com/dorarad/gansformer
   source of their Python module inside.
 
 Plain `pickle.load` runs code named by the file: the persistence hook execs the embedded
-source, and any pickle may call any importable function. `SafeUnpickler` maps the few
-globals these files need to inert stand-ins or to pure data constructors (numpy arrays,
-torch tensors, whose storages are read by `torch.load(weights_only=True)`) and refuses
-every other global with one sentence naming the file and the global. The embedded source
+source, and any pickle may call any importable function. models/unpickler.py maps the few
+globals these files need to inert stand-ins or to validating data constructors (plain
+numeric numpy arrays, torch tensors checked against storages it parses itself), after a
+bounded dry run of the opcodes (models/picklescan.py), and refuses every other global
+with one sentence naming the file and the global. The embedded source
 is kept as a string and never executed.
 
 The weights then go, under the official PyTorch names, through the converter of the
@@ -36,11 +37,10 @@ import numpy as np
 import torch
 
 from ganrepro.data.download import sha256_file
-from ganrepro.errors import GanreproError
 from ganrepro.models import official
 
-from ganrepro.models.unpickler import (  # noqa: E402,F401  (the unpickler's names, as before)
-    CheckpointError, EasyDict, Persistent, SafeArray, SafeUnpickler, TFNetwork, TorchModule, safe_load, short)
+from ganrepro.models.unpickler import (
+    CheckpointError, EasyDict, Persistent, SafeArray, TFNetwork, TorchModule, safe_load, short)
 
 MAX_TENSORS = 100_000                  # tensors of one network
 MAX_NESTING = 32                       # sub-modules / components within each other
