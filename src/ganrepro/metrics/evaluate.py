@@ -25,7 +25,7 @@ from PIL import Image
 from ganrepro import __version__
 from ganrepro.data import store
 from ganrepro.errors import MetricsError
-from ganrepro.files import atomic_write, atomic_write_text
+from ganrepro.files import atomic_write, atomic_write_text, sha256_file
 from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
@@ -191,7 +191,7 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
         featurizer.close()
     return {
         "format": 1, "dataset": manifest.name, "model": meta["model"], "kimg": meta["kimg"],
-        "snapshot": str(snapshot), "snapshot_sha256": inception.sha256_file(Path(snapshot)),
+        "snapshot": str(snapshot), "snapshot_sha256": sha256_file(snapshot),
         "resolution": manifest.resolution, "seed": opts.seed, "fid_mode": opts.fid_mode, "truncation": opts.psi,
         "source": meta.get("source"),
         "extractor": extractor.identity(), "num_real": real.count, "num_gen": sorted(opts.num_gen),
