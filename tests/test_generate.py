@@ -17,7 +17,7 @@ from ganrepro.cli import main
 from ganrepro.errors import ConfigError
 from ganrepro.models.layers import NoiseInjection
 from ganrepro.sampling import parse_seeds
-from ganrepro.training.grids import save_png, to_uint8
+from ganrepro.images import save_png, to_uint8
 
 RES = 16
 NAMES = list(models.MODELS)

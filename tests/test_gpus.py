@@ -13,7 +13,7 @@ import pytest
 
 from conftest import watchdog, wait_for_line
 from ganrepro.errors import GanreproError
-from ganrepro.gpus import choose_device, claim_device
+from ganrepro.devices import choose_device, claim_device
 
 GPUS = ["GPU-aaaa", "GPU-bbbb", "GPU-cccc"]
 
@@ -49,7 +49,7 @@ def test_claims_give_each_holder_its_own_device_until_it_lets_go(tmp_path):
 HOLD = """
 import sys
 from pathlib import Path
-from ganrepro.gpus import claim_device
+from ganrepro.devices import claim_device
 claim = claim_device({gpus!r}, Path({folder!r}))
 print("claimed", claim.index, flush=True)
 sys.stdin.read()                                     # hold the claim until killed

@@ -60,11 +60,11 @@ def _metric_options(fn):
 
 def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: bool = False,
                 extractor_path: str = "reference"):
-    from ganrepro.gpus import resolve as resolve_device      # a GPU of its own when several jobs share them
+    from ganrepro import devices
     from ganrepro.metrics import inception
     from ganrepro.metrics.features import Featurizer
 
-    extractor = inception.load(weights_dir, resolve_device(device), extractor_path)
+    extractor = inception.load(weights_dir, devices.resolve(device), extractor_path)
     return Featurizer(extractor, fid_mode, probabilities=probabilities and extractor.logits)
 
 
@@ -91,7 +91,7 @@ def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: boo
 def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, psi, out,
                      num_real, fid_mode, batch_size, weights_dir, device, extractor) -> None:
     """Measure one snapshot: FID/KID (clean-fid), Precision/Recall (k=3), IS where possible."""
-    from ganrepro.gpus import resolve as resolve_device      # a GPU of its own when several jobs share them
+    from ganrepro import devices
     from ganrepro.metrics import Options, evaluate, write_json
     from ganrepro.metrics.stats import default_path, parse_num_real
 
@@ -100,7 +100,7 @@ def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats,
                           f"to {SEED_MAX}")
     opts = Options(metrics=[m.strip() for m in names.split(",") if m.strip()], num_gen=_counts(num_gen),
                    num_real=parse_num_real(num_real), seed=seed, repeats=repeats, fid_mode=fid_mode,
-                   batch_size=batch_size, device=resolve_device(device), weights_dir=weights_dir,
+                   batch_size=batch_size, device=str(devices.resolve(device)), weights_dir=weights_dir,
                    save_images=save_images, psi=psi, extractor=extractor)
     data_dir = data_dir or f"results/datasets/{dataset}"
     stats_path = stats_path or default_path("results/stats", dataset, fid_mode, opts.num_real)

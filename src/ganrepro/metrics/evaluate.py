@@ -20,17 +20,16 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ganrepro import __version__
 from ganrepro.data import store
 from ganrepro.errors import MetricsError
-from ganrepro.files import atomic_write, atomic_write_text, sha256_file
+from ganrepro.files import atomic_write_text, sha256_file
+from ganrepro.images import save_png, to_uint8
 from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
 from ganrepro.progress import logged
-from ganrepro.training.grids import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +97,7 @@ def _save_pngs(batches: Iterator[np.ndarray], folder: Path) -> Iterator[np.ndarr
     i = 0
     for batch in batches:
         for img in batch:
-            with atomic_write(folder / f"{i:06d}.png") as tmp:
-                Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(tmp)
+            save_png(img, folder / f"{i:06d}.png")
             i += 1
         yield batch
 
