@@ -26,7 +26,8 @@ from typing import Any
 
 from ganrepro.files import atomic_write_text
 from ganrepro.report import statistics as st
-from ganrepro.report.inputs import Measurement, Results, Unavailable, count_suffix, model_label
+from ganrepro.report.inputs import Measurement, Results, Unavailable, count_suffix
+from ganrepro.settings.registry import model_label
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = st.SUPPORTED, st.NOT_SUPPORTED, st.INCONCLUSIVE, "not tested"
 # Our reading of "attention at O(n k) is affordable": a GANformer keeps at least this

@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd
 
 from ganrepro import machine
-from ganrepro.report.inputs import Results, median, model_label
+from ganrepro.report.inputs import Results, median
+from ganrepro.settings.registry import model_label
 
 DASH = "–"
 
