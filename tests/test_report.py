@@ -23,7 +23,7 @@ from ganrepro.settings import config as cfgmod
 from ganrepro.settings import presets, registry
 from ganrepro.report import claims as claimsmod
 from ganrepro.report import render as rendermod
-from ganrepro.report.cli import COMMANDS
+from ganrepro.cli import main as ganrepro_main
 from ganrepro.report.figures import write_figures
 from ganrepro.report.inputs import ReportError, Results, load_published
 from ganrepro.report.latex import latex_escape
@@ -385,7 +385,7 @@ def test_pdf_compiles(tmp_path):
 def test_cli_commands_run_end_to_end(tmp_path):
     cfg = make_config()
     make_run(tmp_path / "results", cfg, GOOD)
-    commands = {c.name: c for c in COMMANDS}
+    commands = ganrepro_main.commands
     runner = CliRunner()
     args = ["--config-json", json.dumps(cfg), "--results", str(tmp_path / "results")]
     for name, extra in (("tables", ["--published", str(PUBLISHED)]), ("figures", [])):
