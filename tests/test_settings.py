@@ -108,6 +108,8 @@ def test_registry_entries_name_their_networks_as_references():
     assert [n for n in registry.MODELS if registry.has_attention(n)] == ["ganformer-simplex", "ganformer-duplex"]
     assert registry.model_label("ganformer-duplex") == "GANformer duplex"
     assert registry.model_label("other") == "other" and not registry.has_attention("other")
+    assert [registry.with_role(r) for r in registry.ROLES] == ["stylegan2", "ganformer-simplex", "ganformer-duplex"]
+    assert [n for n, e in registry.MODELS.items() if e.from_tf] == [registry.with_role(r) for r in registry.ROLES]
 
 
 def _config(**datasets):

@@ -10,7 +10,7 @@ from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG, config_json_option, load_config
 from ganrepro.settings import config as cfgmod
 from ganrepro.settings.limits import BATCH_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, RESOLUTION_MAX, STEPS_MAX
-from ganrepro.settings.registry import MODELS
+from ganrepro.settings.registry import MODELS, with_role
 
 @main.group("bench")
 def bench_group() -> None:
@@ -88,7 +88,7 @@ def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps,
 @bench_group.command("metrics")
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
               default=("default", "paper64"), show_default=True, help="Generator setting(s) to time.")
-@click.option("--model", default="stylegan2", show_default=True, help="Generator to sample from.")
+@click.option("--model", default=with_role("baseline"), show_default=True, help="Generator to sample from.")
 @click.option("--images", default=256, show_default=True, type=click.IntRange(1, NUM_GEN_MAX),
               help="Images generated and measured per setting (the fid10k/fid50k times are projected).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, BATCH_MAX))

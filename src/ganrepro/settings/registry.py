@@ -17,6 +17,10 @@ from ganrepro.errors import ConfigError
 from ganrepro.settings.hparams import CHOICES, GANConfig, GANformerConfig, StyleGAN2Config
 
 
+# The paper's comparisons: the StyleGAN2 baseline against the two GANformers.
+ROLES = ("baseline", "simplex", "duplex")
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     name: str
@@ -29,25 +33,31 @@ class ModelEntry:
     from_tf: bool            # official TF checkpoints can be imported as this model
     color: str               # its line colour and marker in the report's figures
     marker: str
+    role: str | None         # its part in the paper's comparisons (ROLES), which the claims test
 
 
 _ENTRIES = (
     ModelEntry("stylegan2", StyleGAN2Config, "StyleGAN2", "ganrepro.models.stylegan2:Generator",
                "ganrepro.models.stylegan2:plain_discriminator", has_attention=False, published_as="stylegan2",
-               from_tf=True, color="tab:gray", marker="o"),
+               from_tf=True, color="tab:gray", marker="o", role="baseline"),
     ModelEntry("ganformer-simplex", GANformerConfig, "GANformer simplex", "ganrepro.models.ganformer:simplex",
                "ganrepro.models.ganformer:ganformer_discriminator", has_attention=True, published_as="ganformer",
-               from_tf=True, color="tab:blue", marker="s"),
+               from_tf=True, color="tab:blue", marker="s", role="simplex"),
     ModelEntry("ganformer-duplex", GANformerConfig, "GANformer duplex", "ganrepro.models.ganformer:duplex",
                "ganrepro.models.ganformer:ganformer_discriminator", has_attention=True, published_as="ganformer",
-               from_tf=True, color="tab:red", marker="D"),
+               from_tf=True, color="tab:red", marker="D", role="duplex"),
     ModelEntry("gan", GANConfig, "GAN", "ganrepro.models.gan:DCGANGenerator",
                "ganrepro.models.stylegan2:plain_discriminator", has_attention=False, published_as="gan",
-               from_tf=False, color="tab:green", marker="^"),
+               from_tf=False, color="tab:green", marker="^", role=None),
 )
 
 # Name -> entry, in the order the report and `ganrepro models params` list them.
 MODELS: dict[str, ModelEntry] = {e.name: e for e in _ENTRIES}
+
+
+def with_role(role: str) -> str:
+    """The name of the model that plays `role` (one of ROLES) in the paper's comparisons."""
+    return next(name for name, entry in MODELS.items() if entry.role == role)
 
 
 def has_attention(name: str) -> bool:
