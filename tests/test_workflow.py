@@ -78,7 +78,7 @@ def test_workflow_lints_clean():
 def test_slurm_profile_resolves_the_dag(tmp_path):
     """The paper config's whole DAG under the SLURM profile (dry run): every job that needs
     a GPU asks for one, with CPUs per GPU and its own walltime; gpu: N > 1 runs torchrun."""
-    from ganrepro.config import resolve
+    from ganrepro.settings.config import resolve
 
     def dry_run(*args):
         proc = run([str(BIN / "snakemake"), "-n", *args, "--profile", str(REPO / "workflow/profiles/slurm"),
