@@ -128,21 +128,3 @@ def test_bench_data_reports_throughput_with_the_device():
     assert lines[0].startswith("device: ") and "cores usable" in lines[0]
     assert lines[1].startswith("shapes generation: 20 images at 32x32") and "img/s" in lines[1]
     assert lines[2].startswith("loader: 384 images at 16x16") and "img/s" in lines[2]
-
-
-def test_documented_snakemake_commands_resolve_the_dag():
-    """Every `snakemake` command in README.md and docs/, word for word, as a dry run from the
-    repository root, as a user types it (a target after --configfile, say, would be read as
-    a config file). `--report`, which needs a finished run, is left out."""
-    import shlex
-
-    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-    commands = {line.split("#")[0].strip() for page in pages for line in page.read_text().splitlines()
-                if line.startswith("snakemake ") and "--report" not in line}
-    assert any("--profile workflow/profiles/slurm" in c for c in commands), "no cluster command documented"
-    for command in sorted(commands):
-        words = shlex.split(command)
-        args = [w for w in words[1:] if w != "-n"]
-        proc = run([str(BIN / "snakemake"), *args, "-n"], cwd=REPO, check=False)
-        assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
-        assert "Job stats" in proc.stdout + proc.stderr or "Nothing to be done" in proc.stdout + proc.stderr, command
