@@ -474,3 +474,38 @@ def test_every_declared_dependency_is_used():
             continue
         module = import_names.get(name, name.replace("-", "_"))
         assert re.search(rf"^\s*(import|from) {module}\b", source, re.M), f"{name} is declared but not imported"
+
+
+# ---------------------------------------------------------------- names of files and modules
+def _module_exists(dotted: str) -> bool:
+    """`ganrepro.a.b` is a package or module under src/, or a name a module defines."""
+    base, parts = REPO / "src", dotted.split(".")
+    while parts and ((base / parts[0]).is_dir() or (base / f"{parts[0]}.py").is_file()):
+        base = base / parts.pop(0)
+    if not parts:
+        return True
+    if len(parts) > 1:
+        return False
+    module = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    return re.search(rf"^(def|class) {parts[0]}\b|^{parts[0]}\s*[:=]", module.read_text(), re.M) is not None
+
+
+def test_files_modules_and_links_the_docs_name_exist():
+    """A path in backquotes (`workflow/rules/common.smk`; `models/layers.py` inside the package),
+    a module (`ganrepro.report.statistics`) and a relative link name something that exists, so
+    a move or a rename that forgets the docs fails here. Paths under results/ and resources/ are
+    made by a run and are not checked."""
+    missing = []
+    for page in PAGES:
+        text = page.read_text()
+        for span in re.findall(r"`([^`\n]+)`", text):
+            if re.fullmatch(r"ganrepro(\.\w+)+", span):
+                if not _module_exists(span):
+                    missing.append(f"{page.relative_to(REPO)}: {span}")
+            elif re.fullmatch(r"[\w.-]+(/[\w.-]+)+\.\w+", span) and not span.startswith(("results/", "resources/")):
+                if not any((base / span).exists() for base in (REPO, REPO / "src" / "ganrepro", page.parent)):
+                    missing.append(f"{page.relative_to(REPO)}: {span}")
+        for target in re.findall(r"\]\(([^)#\s]+)", text) + re.findall(r'src="([^"]+)"', text):
+            if not re.match(r"\w+://", target) and not (page.parent / target).exists():
+                missing.append(f"{page.relative_to(REPO)}: link {target}")
+    assert not missing, "the docs name what does not exist:\n" + "\n".join(missing)
