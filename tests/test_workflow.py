@@ -71,8 +71,16 @@ def test_failing_dataset_job_leaves_no_outputs(tmp_path):
 
 
 def test_workflow_lints_clean():
-    proc = run([str(BIN / "snakemake"), "--lint", "-s", str(REPO / "Snakefile")], cwd=REPO)
-    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+    """Clean but for one lint, by design: the rules name no conda environment or container,
+    since every job runs in the environment Snakemake itself runs in (README: .venv or
+    environment.yml; tests/test_docs.py checks that no rule names one)."""
+    proc = run([str(BIN / "snakemake"), "--lint", "-s", str(REPO / "Snakefile")], cwd=REPO, check=False)
+    out = proc.stdout + proc.stderr
+    lints = set(re.findall(r"^\s+\* (.+?):$", out, re.M))
+    assert lints <= {"Specify a conda environment or container for each rule."}, out
+    assert proc.returncode == 0 or lints, out
+    if not lints:
+        assert "Congratulations, your workflow is in a good condition!" in out
 
 
 def test_slurm_profile_resolves_the_dag(tmp_path):
