@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ganrepro.files import atomic_write_text
+from ganrepro.protocol import count_suffix
 from ganrepro.report import statistics as st
-from ganrepro.report.inputs import Measurement, Results, Unavailable, count_suffix, model_label
+from ganrepro.report.inputs import Measurement, Results, Unavailable, model_label
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = st.SUPPORTED, st.NOT_SUPPORTED, st.INCONCLUSIVE, "not tested"
 # Our reading of "attention at O(n k) is affordable": a GANformer keeps at least this
