@@ -89,14 +89,16 @@ def train_benchmarks(dataset: str, model: str, seed: int | str, kimgs: list[int]
 
 
 # ---------------------------------------------------------------- evaluation
-def evaluate_job(dataset: str = "{dataset}", model: str = "{model}", seed: int | str = "{seed}",
+def evaluate_job(dataset: str = "{dataset}", model: str = "{model}", seed: int | str | None = "{seed}",
                  kimg: int | str = "{kimg}") -> str:
-    return f"{dataset}/{model}/seed{seed}/kimg{_kimg(kimg)}"
+    """An evaluation's name in its paths; seed None: a snapshot from outside a run folder."""
+    return f"{dataset}/{model}/{'' if seed is None else f'seed{seed}/'}kimg{_kimg(kimg)}"
 
 
-def metrics(dataset: str = "{dataset}", model: str = "{model}", seed: int | str = "{seed}",
+def metrics(dataset: str = "{dataset}", model: str = "{model}", seed: int | str | None = "{seed}",
             kimg: int | str = "{kimg}", root: str = ROOT) -> str:
-    """One snapshot's metrics JSON."""
+    """One snapshot's metrics JSON (seed None: `ganrepro evaluate` of a snapshot that is
+    not in a run folder)."""
     return f"{root}/metrics/{evaluate_job(dataset, model, seed, kimg)}.json"
 
 

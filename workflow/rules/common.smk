@@ -138,20 +138,26 @@ def stats_file(wildcards):
     return layout.stats(wildcards.dataset, m["fid_mode"], m["num_real"])
 
 
-# The evaluation jobs get the metrics section as their snapshot's plan reads it
-# (protocol.job_metrics): editing metrics.repeats, say, reruns the last checkpoints only.
+# An evaluation job's config: its dataset as prepared (what its data depend on), and the
+# metrics section as its snapshot's plan reads it (protocol.job_metrics), so that editing
+# metrics.repeats, say, reruns the last checkpoints' evaluations only.
+def _evaluate_config(dataset, metrics, **sections):
+    spec = presets.data_spec(config["datasets"][dataset])
+    return json.dumps({"datasets": {dataset: spec}, "metrics": metrics, **sections}, sort_keys=True)
+
+
 def evaluate_config(wildcards):
-    """One checkpoint's evaluation: its metrics settings, and kimg [its kimg], so that
-    `ganrepro evaluate` plans it as protocol.plan(config metrics, its stage) does."""
+    """One checkpoint's evaluation, with kimg [its kimg]: `ganrepro evaluate --kimg K` then
+    plans it as protocol.plan(the config's metrics, its stage) does."""
     kimg = int(wildcards.kimg)
     metrics = protocol.job_metrics(config["metrics"], protocol.stage_of(kimg, LAST_KIMG))
-    return json.dumps({"kimg": [kimg], "metrics": metrics}, sort_keys=True)
+    return _evaluate_config(wildcards.dataset, metrics, kimg=[kimg])
 
 
 def pretrained_config(wildcards):
     """One released checkpoint's evaluation in one FID mode."""
     metrics = protocol.job_metrics(config["metrics"], protocol.RELEASED)
-    return json.dumps({"metrics": {**metrics, "fid_mode": wildcards.mode}}, sort_keys=True)
+    return _evaluate_config(PRETRAINED[wildcards.name]["dataset"], {**metrics, "fid_mode": wildcards.mode})
 
 
 def torch_launcher(wildcards, resources):
