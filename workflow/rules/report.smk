@@ -15,8 +15,8 @@ rule tables:
         claims=layout.table(CLAIMS_JSON),
     params:
         cfg=config_json,
-        results=layout.ROOT,
-        out=layout.tables_dir(),
+        results=subpath(output.index, ancestor=2),
+        out=subpath(output.index, parent=True),
     log:
         layout.log("report", "tables"),
     localrule: True
@@ -34,8 +34,8 @@ rule figures:
         [figure_output(name) for name in figure_files(DATASETS, MODELS)],
     params:
         cfg=config_json,
-        results=layout.ROOT,
-        out=layout.figures_dir(),
+        results=lambda w, output: str(Path(output[0]).parent.parent),
+        out=lambda w, output: str(Path(output[0]).parent),
     log:
         layout.log("report", "figures"),
     localrule: True
@@ -58,8 +58,8 @@ rule render_report:
         bib=layout.report_bib(),
     params:
         cfg=config_json,
-        results=layout.ROOT,
-        out=layout.report_dir(),
+        results=subpath(output.tex, ancestor=2),
+        out=subpath(output.tex, parent=True),
     log:
         layout.log("report", "render_report"),
     localrule: True

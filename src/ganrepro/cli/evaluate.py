@@ -70,10 +70,8 @@ def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: boo
     return Featurizer(extractor, fid_mode, probabilities=probabilities and extractor.logits)
 
 
-# The options that say how to measure, by the EvaluationPlan field each one sets.
-PLAN_OPTIONS = {"names": "names", "num_gen": "num_gen", "num_real": "num_real", "repeats": "repeats", "seed": "seed",
-                "fid_mode": "fid_mode", "batch_size": "batch_size", "weights_dir": "weights_dir", "device": "device",
-                "extractor": "extractor"}
+# The options that say how to measure: each sets the EvaluationPlan field of its name.
+PLAN_OPTIONS = tuple(field.name for field in dataclasses.fields(protocol.EvaluationPlan))
 
 
 def snapshot_meta(snapshot: str) -> dict:
@@ -106,7 +104,7 @@ def evaluation_plan(options: dict, explicit: set[str], cfg: dict | None, snapsho
     if cfg is None:
         return protocol.EvaluationPlan(**given)
     plan = protocol.plan(cfg["metrics"], _stage(cfg, snapshot, kimg, last_kimg))
-    return dataclasses.replace(plan, **{PLAN_OPTIONS[k]: given[k] for k in explicit if k in PLAN_OPTIONS})
+    return dataclasses.replace(plan, **{k: given[k] for k in explicit if k in PLAN_OPTIONS})
 
 
 @main.command("evaluate")
