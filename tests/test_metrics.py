@@ -15,7 +15,8 @@ from conftest import REPO, ganrepro
 from ganrepro import data, models
 from ganrepro.settings import config
 from ganrepro.errors import MetricsError
-from ganrepro.metrics import Options, count_suffix, evaluate, inception, scores, stats
+from ganrepro.metrics import Options, evaluate, inception, scores, stats
+from ganrepro.protocol import count_suffix
 from ganrepro.metrics.features import Featurizer
 
 # ------------------------------------------------------------------ formulas (no network)

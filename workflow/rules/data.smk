@@ -3,14 +3,14 @@
 
 rule prepare_dataset:
     output:
-        manifest="results/datasets/{dataset}/dataset.json",
-        images="results/datasets/{dataset}/images.npy",
+        manifest=layout.manifest(),
+        images=layout.images(),
     params:
         spec=dataset_spec,
         cache_dir=config["cache_dir"],
         out=subpath(output.manifest, parent=True),
     log:
-        "results/logs/prepare_dataset/{dataset}.log",
+        layout.log("prepare_dataset", "{dataset}"),
     threads: 2
     shell:
         "ganrepro data prepare {wildcards.dataset} --spec {params.spec:q}"

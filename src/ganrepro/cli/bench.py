@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ganrepro import layout
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG, config_json_option, load_config
 from ganrepro.settings import config as cfgmod
@@ -73,7 +74,7 @@ def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps,
     from ganrepro.models import check_network_sizes
 
     cfg = load_config(config_path, config_json)
-    data_dir = data_dir or f"results/datasets/{dataset}"
+    data_dir = data_dir or layout.dataset_dir(dataset)
     manifest = read_manifest(data_dir)
     check_network_sizes(cfg, manifest.name, manifest.resolution, manifest.channels, cfg["models"],
                         "--config-json" if config_json is not None else config_path)

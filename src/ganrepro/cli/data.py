@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import yaml
 
+from ganrepro import layout
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG
 from ganrepro.errors import ConfigError
@@ -77,10 +78,11 @@ def data_prepare(name, config_path, spec_json, sets, out, cache_dir, workers, pn
     if spec_json is not None and config_path is not None:
         raise ConfigError("give either --spec or --config, not both")
     spec, default_cache = dataset_spec(name, config_path, spec_json, sets)
-    manifest = data.prepare(name, spec, out or f"results/datasets/{name}",
+    out = out or layout.dataset_dir(name)
+    manifest = data.prepare(name, spec, out,
                             cache_dir=cache_dir or default_cache, workers=workers, png=png)
     click.echo(f"{name}: {manifest.count} images, {manifest.resolution}x{manifest.resolution}x"
-               f"{manifest.channels}, {len(manifest.skipped)} skipped -> {out or f'results/datasets/{name}'}")
+               f"{manifest.channels}, {len(manifest.skipped)} skipped -> {out}")
 
 
 @data_group.command("export-png")

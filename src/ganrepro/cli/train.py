@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ganrepro import layout
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG, SEED, config_json_option, load_config
 from ganrepro.errors import ConfigError
@@ -35,7 +36,7 @@ def train_command(config_path, dataset, model, data_dir, seed, out, dry_run, res
     cfg = load_config(config_path, config_json)
     if model not in MODELS:
         raise ConfigError(f"unknown model {model!r}; allowed: {', '.join(MODELS)}")
-    data_dir = data_dir or f"results/datasets/{dataset}"
+    data_dir = data_dir or layout.dataset_dir(dataset)
     seed = cfg["seeds"][0] if seed is None else seed
     options = training.dry_run(cfg, data_dir, model, seed)
     # Refused before anything is allocated: counted on the meta device against this machine's memory.
@@ -45,4 +46,4 @@ def train_command(config_path, dataset, model, data_dir, seed, out, dry_run, res
     if dry_run:
         click.echo(json.dumps(options, indent=2))
         return
-    training.train(cfg, data_dir, model, out or f"results/runs/{dataset}/{model}/seed{seed}", seed, restart=restart)
+    training.train(cfg, data_dir, model, out or layout.run_dir(dataset, model, seed), seed, restart=restart)

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ganrepro.files import atomic_write_text
+from ganrepro.protocol import count_suffix
 from ganrepro.report import statistics as st
-from ganrepro.report.inputs import Measurement, Results, Unavailable, count_suffix
+from ganrepro.report.inputs import Measurement, Results, Unavailable
 from ganrepro.settings.registry import model_label, with_role
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = st.SUPPORTED, st.NOT_SUPPORTED, st.INCONCLUSIVE, "not tested"

@@ -25,8 +25,9 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ganrepro.files import atomic_write, atomic_write_text  # noqa: E402
+from ganrepro.protocol import count_suffix  # noqa: E402
 from ganrepro.report import FIGURES_INDEX  # noqa: E402
-from ganrepro.report.inputs import Results, ReportError, count_suffix  # noqa: E402
+from ganrepro.report.inputs import Results, ReportError  # noqa: E402
 from ganrepro.settings.registry import MODELS, has_attention, model_label  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -18,10 +18,11 @@ from typing import Any
 import pandas as pd
 
 from ganrepro.files import atomic_write_text
+from ganrepro.protocol import count_suffix, suffix_count
 from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod
 from ganrepro.report import statistics as st
 from ganrepro.report.environment import compute_table, environment_table
-from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value, count_suffix, suffix_count
+from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value
 from ganrepro.report.latex import Notes, fragment, plain
 from ganrepro.settings.registry import MODELS, model_label
 
