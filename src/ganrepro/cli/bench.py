@@ -13,6 +13,7 @@ from ganrepro.settings import config as cfgmod
 from ganrepro.settings.limits import BATCH_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, RESOLUTION_MAX, STEPS_MAX
 from ganrepro.settings.registry import MODELS, with_role
 
+
 @main.group("bench")
 def bench_group() -> None:
     """Benchmarks whose numbers go in the README (with the device they ran on)."""

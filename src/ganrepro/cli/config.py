@@ -9,6 +9,7 @@ from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG
 from ganrepro.settings import config as cfgmod
 
+
 @main.group("config")
 def config_group() -> None:
     """Inspect configs."""

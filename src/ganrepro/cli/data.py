@@ -15,6 +15,7 @@ from ganrepro.settings import config as cfgmod
 from ganrepro.settings import schema
 from ganrepro.settings.limits import NUM_IMAGES_MAX, WORKERS_MAX
 
+
 @main.group("data")
 def data_group() -> None:
     """Prepare and inspect datasets."""

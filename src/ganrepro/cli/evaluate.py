@@ -14,6 +14,7 @@ from ganrepro.cli.options import PSI, SEED, load_config
 from ganrepro.errors import ConfigError
 from ganrepro.settings.limits import BATCH_MAX, KIMG_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, REPEATS_MAX, SEED_MAX
 
+
 def _counts(value: str) -> list[int]:
     try:
         counts = [int(v) for v in value.split(",") if v.strip()]

@@ -9,6 +9,7 @@ from ganrepro.cli.options import PSI, check_writable_parent, writable_folder
 from ganrepro.errors import ConfigError
 from ganrepro.settings.limits import BATCH_MAX, FRAMES_MAX
 
+
 DEFAULT_FRAMES = 8             # frames of an --interpolate walk
 
 @main.command("generate")

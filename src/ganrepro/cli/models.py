@@ -12,6 +12,7 @@ from ganrepro.settings.limits import RESOLUTION_MAX
 from ganrepro.settings.registry import MODELS
 from ganrepro.settings.run import effective_run
 
+
 @main.group("models")
 def models_group() -> None:
     """Inspect the registered models."""

@@ -13,6 +13,7 @@ from ganrepro.errors import ConfigError
 from ganrepro.settings import config as cfgmod
 from ganrepro.settings.limits import SEED_MAX
 
+
 DEFAULT_CONFIG = "config/config.yaml"
 
 

@@ -13,6 +13,7 @@ from ganrepro.errors import ConfigError
 from ganrepro.settings.hparams import one_of
 from ganrepro.settings.registry import MODELS
 
+
 @main.command("train")
 @click.option("--config", "config_path", default=DEFAULT_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Config with the train, hparams, kimg and seeds keys.")
