@@ -26,7 +26,7 @@ from ganrepro.settings.hparams import check_hparams
 from ganrepro.settings.limits import SEED_MAX
 from ganrepro.settings.registry import resolve_hparams
 from ganrepro.settings.run import effective_run
-from ganrepro.settings.schema import SCHEMA_DOC, dataset_schema, schema
+from ganrepro.settings.schema import SCHEMA_DOC, dataset_schema, default, schema, source_names
 
 
 def _validator(sub: dict[str, Any]) -> jsonschema.protocols.Validator:
@@ -356,3 +356,44 @@ def read_yaml(path: str | Path) -> Any:
 def load(path: str | Path) -> dict[str, Any]:
     """Read, validate and complete a config file."""
     return resolve(read_yaml(path), origin=str(path))
+
+
+def parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs as a dict, each value read as YAML."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set resolution=64")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {pair!r}: its value is not valid YAML ({' '.join(str(err).split())})") from None
+    return out
+
+
+def dataset_entry(name: str, config_path: str | None, spec_json: str | None, sets: tuple[str, ...],
+                  default_config: str) -> tuple[dict[str, Any], str]:
+    """The resolved entry of dataset `name` and the cache dir, from --spec (JSON), from the
+    `datasets` of a config, or, for a bare source name, the source's defaults; `sets` are
+    --set KEY=VALUE overrides."""
+    overrides = parse_sets(sets)
+    if spec_json is not None:
+        raw = parse_json(spec_json, "--spec")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--spec must be a JSON object such as '{{\"source\": \"shapes\"}}' (got {spec_json})")
+        return resolve_dataset(name, {**raw, **overrides}), default("cache_dir")
+    path = config_path or default_config
+    # Without --config, a missing default config is fine for a bare source name.
+    cfg = None if config_path is None and not Path(path).exists() else load(path)
+    defined = cfg["datasets"] if cfg else {}
+    if name in defined:
+        raw = defined[name]
+    elif name in source_names():
+        raw = {"source": name}
+    else:
+        where = f"defined in {path} (it defines: {', '.join(defined)})" if cfg else f"defined ({path} does not exist)"
+        raise ConfigError(f"dataset {name!r} is neither {where} nor a source name "
+                          f"({', '.join(source_names())})")
+    cache_dir = cfg["cache_dir"] if cfg else default("cache_dir")
+    return resolve_dataset(name, {**raw, **overrides}), cache_dir
