@@ -12,8 +12,7 @@ import pandas as pd
 
 from ganrepro import machine
 from ganrepro.report.inputs import Results, median, model_label
-
-DASH = "–"
+from ganrepro.report.latex import DASH, Notes, Table, show
 
 
 def git_commit(where: str | Path = Path(__file__).parent) -> str:
@@ -67,9 +66,6 @@ def hms(seconds: float | None) -> str:
 
 
 def compute_table(results: Results):
-    from ganrepro.report.latex import Notes
-    from ganrepro.report.tables import Table, show
-
     rows, shown = [], []
     for d, model, seed in ((d, m, s) for d in results.datasets for m in results.models for s in results.seeds):
         ticks = results.stats(d, model, seed)
@@ -137,9 +133,6 @@ def environment(results: Results) -> dict[str, Any]:
 
 
 def environment_table(results: Results):
-    from ganrepro.report.latex import Notes
-    from ganrepro.report.tables import Table
-
     env = environment(results)
     ext = env["extractor"] or {}
     rows = [("git commit (report)", env["git_commit"]),
