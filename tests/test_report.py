@@ -23,7 +23,7 @@ from ganrepro import config as cfgmod
 from ganrepro import models, presets
 from ganrepro.report import claims as claimsmod
 from ganrepro.report import render as rendermod
-from ganrepro.report.cli import COMMANDS
+from ganrepro.cli import main as ganrepro_main
 from ganrepro.report.figures import write_figures
 from ganrepro.report.inputs import ReportError, Results, load_published, model_label
 from ganrepro.report.latex import latex_escape
@@ -384,7 +384,7 @@ def test_pdf_compiles(tmp_path):
 def test_cli_commands_run_end_to_end(tmp_path):
     cfg = make_config()
     make_run(tmp_path / "results", cfg, GOOD)
-    commands = {c.name: c for c in COMMANDS}
+    commands = ganrepro_main.commands
     runner = CliRunner()
     args = ["--config-json", json.dumps(cfg), "--results", str(tmp_path / "results")]
     for name, extra in (("tables", ["--published", str(PUBLISHED)]), ("figures", [])):

@@ -6,7 +6,8 @@
     figures.py   matplotlib figures -> results/figures/*.pdf and .png (deterministic)
     claims.py    the paper's claims, each with a verdict and the numbers that decide it
     render.py    the jinja2 template -> results/report/report.tex, latexmk -> report.pdf
-    cli.py       `ganrepro tables | figures | render | compile`
+
+Its commands (`ganrepro tables | figures | render | compile`) are in ganrepro.cli.report.
 
 This module stays light (no pandas, no matplotlib) so the Snakemake rules can import
 the file names below when the DAG is built.

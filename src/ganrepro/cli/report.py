@@ -1,7 +1,6 @@
 """`ganrepro tables | figures | render | compile`: the report stage's commands.
 
-The main CLI registers them with `main.add_command(...)` (see COMMANDS). Each reads the
-resolved config from --config-json (what Snakemake passes) or --config FILE.
+Each reads the resolved config from --config-json (what Snakemake passes) or --config FILE.
 """
 
 from __future__ import annotations
@@ -12,10 +11,11 @@ from pathlib import Path
 
 import click
 
+from ganrepro.cli.app import main
+from ganrepro.cli.options import DEFAULT_CONFIG
 from ganrepro.errors import ConfigError
 
 log = logging.getLogger(__name__)
-DEFAULT_CONFIG = "config/config.yaml"
 DEFAULT_PUBLISHED = "config/published.yaml"
 
 
@@ -51,7 +51,7 @@ def _published(path: str) -> dict:
     return load_published(path)
 
 
-@click.command("tables")
+@main.command("tables")
 @config_options
 @click.option("--published", default=DEFAULT_PUBLISHED, show_default=True, type=click.Path(dir_okay=False),
               help="The published figures with their sources.")
@@ -65,7 +65,7 @@ def tables_command(results, published, out) -> None:
     click.echo(f"wrote {len(paths)} table files and claims.json to {out}")
 
 
-@click.command("figures")
+@main.command("figures")
 @config_options
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: RESULTS/figures].")
 def figures_command(results, out) -> None:
@@ -77,7 +77,7 @@ def figures_command(results, out) -> None:
     click.echo(f"wrote the figures to {out}")
 
 
-@click.command("render")
+@main.command("render")
 @config_options
 @click.option("--published", default=DEFAULT_PUBLISHED, show_default=True, type=click.Path(dir_okay=False))
 @click.option("--template", default="report/report.tex.j2", show_default=True, type=click.Path(dir_okay=False))
@@ -102,7 +102,7 @@ def render_command(results, published, template, bib, tables_dir, figures_dir, o
             log.warning(render.no_tex_message(tex))
 
 
-@click.command("compile")
+@main.command("compile")
 @click.option("--tex", default="results/report/report.tex", show_default=True, type=click.Path(dir_okay=False),
               help="The rendered report.")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(1), help="Seconds latexmk may take.")
@@ -112,5 +112,3 @@ def compile_command(tex, timeout) -> None:
 
     click.echo(f"wrote {render.compile_pdf(tex, timeout)}")
 
-
-COMMANDS = (tables_command, figures_command, render_command, compile_command)
