@@ -7,6 +7,7 @@ with each other. The timing helpers here also serve the benchmark suite (ganrepr
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganrepro.files import atomic_write_text
 from ganrepro.machine import cpu_name
 from ganrepro.training.distributed import Context
 from ganrepro.training.loop import Trainer
@@ -95,3 +97,14 @@ def throughput(cfg: dict, dataset_dir: str | Path, rounds: int, steps: int) -> d
     return {"device": device_line().removeprefix("device: "), "torch_device": str(device), "batch": batch, "rounds": rounds,
             "steps_per_round": steps, "order": list(trainers),
             "models": {m: {"seconds": s, "img_per_sec": batch / float(np.median(s))} for m, s in seconds.items()}}
+
+
+def write_throughput(cfg: dict, dataset: str, dataset_dir: str | Path, rounds: int, steps: int,
+                     out: str | Path) -> dict:
+    """Measure the configured models on the prepared dataset (see `throughput`) and write
+    the record, named after `dataset`, as JSON to `out` (results/throughput/{dataset}.json
+    in the pipeline); returns the record."""
+    record = throughput(cfg, dataset_dir, rounds, steps)
+    record["dataset"] = dataset
+    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
+    return record
