@@ -4,8 +4,8 @@ Every module's imports are read from its source (ast), those inside functions in
 a lazy import inside a command or a helper is still a dependency, and may only go down
 like any other. Each module belongs to a layer, lowest first:
 
-    base      errors, files, protocol, layout, images, devices, progress, machine (and the
-              package's __init__)
+    base      errors, files, protocol, layout, images, devices, progress, machine, picklescan
+              (and the package's __init__)
     settings  settings/
     models    data/, models/
     stages    checkpoints/, training/, metrics/, sampling
@@ -39,7 +39,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "ganrepro"
 
 LAYERS: list[tuple[str, set[str]]] = [   # (layer, its top-level modules and packages), lowest first
-    ("base", {"__init__", "errors", "files", "protocol", "layout", "images", "devices", "progress", "machine"}),
+    ("base", {"__init__", "errors", "files", "protocol", "layout", "images", "devices", "progress", "machine",
+              "picklescan"}),
     ("settings", {"settings"}),
     ("models", {"data", "models"}),
     ("stages", {"checkpoints", "training", "metrics", "sampling"}),
