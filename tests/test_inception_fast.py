@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from conftest import REPO, ganrepro, prepare_shapes
-from ganrepro import config, data
+from ganrepro import data
+from ganrepro.settings import config
 from ganrepro.errors import ConfigError, MetricsError
 from ganrepro.metrics import inception, stats
 from ganrepro.metrics.features import Featurizer

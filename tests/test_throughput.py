@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import prepare_shapes
-from ganrepro import config
+from ganrepro.settings import config
 from ganrepro.training import distributed
 from ganrepro.training.loop import Trainer
 from ganrepro.training.throughput import write_throughput

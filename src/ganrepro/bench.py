@@ -22,8 +22,9 @@ from ganrepro.training.throughput import device_line, step_functions, step_secon
 
 def bench_data(num_images: int, resolution: int, loader_resolution: int,
                batch_size: int, loader_images: int = 4096) -> Iterator[str]:
-    from ganrepro import config, data
+    from ganrepro import data
     from ganrepro.data.loader import ImageDataset
+    from ganrepro.settings import config
 
     yield device_line()
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,6 +88,8 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
 
     from ganrepro import models
     from ganrepro.models.attention import BipartiteAttention
+    from ganrepro.settings.registry import MODELS
+    from ganrepro.settings.run import configured_hparams
 
     device = resolve_device(device)
     yield device_line()
@@ -97,9 +100,9 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for res in resolutions:
-        for name in models.MODELS:
+        for name in MODELS:
             torch.manual_seed(0)
-            net = models.build(name, **models.configured_hparams(cfg, name, res))
+            net = models.build(name, **configured_hparams(cfg, name, res))
             G, D = (m.to(device).to(memory_format=fmt) for m in (net.G, net.D))
             if compile_:
                 G, D = torch.compile(G), torch.compile(D)
@@ -136,7 +139,8 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
     """sec/kimg, img/s and peak memory of full training steps (G, D, R1, EMA) per model."""
     import resource
 
-    from ganrepro import config, data
+    from ganrepro import data
+    from ganrepro.settings import config
     from ganrepro.training.distributed import Context
     from ganrepro.training.loop import Trainer
 
@@ -180,10 +184,12 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
     Inception); the fid10k/fid50k times are projected linearly from them plus the
     measured cost of the Frechet distance itself (a 2048x2048 matrix square root).
     """
-    from ganrepro import config, models
+    from ganrepro import models
     from ganrepro.metrics import inception, scores
     from ganrepro.metrics.evaluate import generate
     from ganrepro.metrics.features import Featurizer
+    from ganrepro.settings import config
+    from ganrepro.settings.run import configured_hparams
 
     device = resolve_device(device)
     dev = torch.device(device)
@@ -214,7 +220,7 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
             path, res = SETTINGS[setting]
             cfg = config.load(path)
             torch.manual_seed(0)
-            G = models.build_generator(model, **models.configured_hparams(cfg, model, res, 3)).eval().to(dev)
+            G = models.build_generator(model, **configured_hparams(cfg, model, res, 3)).eval().to(dev)
             run = lambda: featurizer.run(generate(G, images, 0, batch_size, dev))  # noqa: E731
             per_image = timed(run, 1, device) / images
             yield (f"{setting:<9} {model:<18} {res:>4} {1 / per_image:>15,.1f} "

@@ -8,9 +8,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from ganrepro import config as ganrepro_config
-from ganrepro import presets, protocol
+from ganrepro import protocol
 from ganrepro.errors import ConfigError
+from ganrepro.settings import config as ganrepro_config
+from ganrepro.settings import presets
+from ganrepro.settings.schema import schema_path
 
 # The package's check first: one sentence naming the key and what is allowed. Then
 # Snakemake's own validate() against the same schema, which also fills in defaults.
@@ -18,7 +20,7 @@ try:
     ganrepro_config.resolve(config, origin=" + ".join(map(str, workflow.configfiles)) or None)
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
-validate(config, str(ganrepro_config.schema_path()))
+validate(config, str(schema_path()))
 
 DATASETS = list(config["datasets"])
 PRETRAINED = dict(config["pretrained"])
@@ -56,7 +58,7 @@ def dataset_spec(wildcards):
 # when its params change, so an edit reruns exactly the jobs it concerns (a metrics key no
 # training job, a new model no other model's jobs, one dataset's preset or overrides no
 # other dataset's jobs). The package fills in the defaults again and applies the dataset's
-# preset and overrides over the top level (ganrepro.presets).
+# preset and overrides over the top level (ganrepro.settings.presets).
 def _job_config(dataset, models, **sections):
     entry = config["datasets"][dataset]
     own = {m: entry["hparams"][m] for m in models if m in entry.get("hparams", {})}

@@ -12,8 +12,6 @@ rule prepare_dataset:
     log:
         "results/logs/prepare_dataset/{dataset}.log",
     threads: 2
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro data prepare {wildcards.dataset} --spec {params.spec:q}"
         " --cache-dir {params.cache_dir:q} --workers {threads} --out {params.out:q} > {log} 2>&1"

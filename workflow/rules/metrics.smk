@@ -22,8 +22,6 @@ rule real_stats:
     threads: 1
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro stats --data {params.data:q} --num-real {wildcards.num_real} --fid-mode {wildcards.mode}"
         " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
@@ -58,8 +56,6 @@ rule evaluate:
     threads: 1  # as real_stats
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro evaluate --snapshot {input.snapshot:q} --dataset {wildcards.dataset} --data {params.data:q}"
         " --stats {input.stats:q} --num-real {params.num_real} --metrics {params.names} --num-gen {params.num_gen}"

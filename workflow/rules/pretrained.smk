@@ -18,8 +18,6 @@ rule download_checkpoint:
         "results/logs/pretrained/download/{name}.log",
     # A finished download is kept even if a later edit of the config changes its params.
     retries: 2
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro download {params.url:q} --out {output:q} {params.check} > {log} 2>&1"
 
@@ -36,8 +34,6 @@ rule import_checkpoint:
             + ([f"--expect-model {PRETRAINED[w.name]['model']}"] if PRETRAINED[w.name]["model"] else [])),
     log:
         "results/logs/pretrained/import/{name}.log",
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro import-checkpoint {input:q} --out {output:q} --network {params.network} {params.expect}"
         " > {log} 2>&1"
@@ -70,8 +66,6 @@ rule evaluate_pretrained:
     threads: 1  # as real_stats
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro evaluate --snapshot {input.snapshot:q} --dataset {params.dataset} --data {params.data:q}"
         " --stats {input.stats:q} --num-real {params.num_real} --metrics {params.names} --num-gen {params.num_gen}"

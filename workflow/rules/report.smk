@@ -18,8 +18,6 @@ rule tables:
     log:
         "results/logs/report/tables.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro tables --config-json {params.cfg:q} --results results --published {input.published:q}"
         " --out results/tables > {log} 2>&1"
@@ -35,8 +33,6 @@ rule figures:
     log:
         "results/logs/report/figures.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro figures --config-json {params.cfg:q} --results results --out results/figures > {log} 2>&1"
 
@@ -56,8 +52,6 @@ rule render_report:
     log:
         "results/logs/report/render_report.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro render --config-json {params.cfg:q} --results results --published {input.published:q}"
         " --template {input.template:q} --bib {input.bib:q} --out results/report > {log} 2>&1"
@@ -74,8 +68,6 @@ rule compile_pdf:
     log:
         "results/logs/report/compile_pdf.log",
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
         # Fails with a message saying how to install TeX when latexmk is missing.
         "ganrepro compile --tex {input.tex:q} > {log} 2>&1"

@@ -41,8 +41,6 @@ rule train:
     priority: 10
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "{params.launcher} train --config-json {params.cfg:q} --dataset {wildcards.dataset}"
         " --model {wildcards.model} --seed {wildcards.seed} --data {params.data:q} --out {params.out:q}"
@@ -68,8 +66,6 @@ rule bench_throughput:
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro bench throughput --config-json {params.cfg:q} --dataset {wildcards.dataset}"
         " --data {params.data:q} --out {output:q} > {log} 2>&1"

@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 import yaml
 
-from ganrepro import config as cfgmod
-from ganrepro.checks import NUM_IMAGES_MAX, WORKERS_MAX
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG
 from ganrepro.errors import ConfigError
+from ganrepro.settings import config as cfgmod
+from ganrepro.settings import schema
+from ganrepro.settings.limits import NUM_IMAGES_MAX, WORKERS_MAX
 
 @main.group("data")
 def data_group() -> None:
@@ -39,20 +40,20 @@ def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
         raw = cfgmod.parse_json(spec_json, "--spec")
         if not isinstance(raw, dict):
             raise ConfigError(f"--spec must be a JSON object such as '{{\"source\": \"shapes\"}}' (got {spec_json})")
-        return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfgmod.default("cache_dir")
+        return cfgmod.resolve_dataset(name, {**raw, **overrides}), schema.default("cache_dir")
     path = config_path or DEFAULT_CONFIG
     # Without --config, a missing default config is fine for a bare source name.
     cfg = None if config_path is None and not Path(path).exists() else cfgmod.load(path)
     defined = cfg["datasets"] if cfg else {}
     if name in defined:
         raw = defined[name]
-    elif name in cfgmod.source_names():
+    elif name in schema.source_names():
         raw = {"source": name}
     else:
         where = f"defined in {path} (it defines: {', '.join(defined)})" if cfg else f"defined ({path} does not exist)"
         raise ConfigError(f"dataset {name!r} is neither {where} nor a source name "
-                          f"({', '.join(cfgmod.source_names())})")
-    cache_dir = cfg["cache_dir"] if cfg else cfgmod.default("cache_dir")
+                          f"({', '.join(schema.source_names())})")
+    cache_dir = cfg["cache_dir"] if cfg else schema.default("cache_dir")
     return cfgmod.resolve_dataset(name, {**raw, **overrides}), cache_dir
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from ganrepro.checks import BATCH_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, REPEATS_MAX, SEED_MAX
 from ganrepro.cli.app import main
 from ganrepro.cli.options import PSI, SEED
 from ganrepro.errors import ConfigError
+from ganrepro.settings.limits import BATCH_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, REPEATS_MAX, SEED_MAX
 
 def _counts(value: str) -> list[int]:
     try:

@@ -20,7 +20,7 @@ DEFAULT_PUBLISHED = "config/published.yaml"
 
 
 def load_config(config_json: str | None, config_path: str | None) -> dict:
-    from ganrepro import config as cfgmod
+    from ganrepro.settings import config as cfgmod
 
     if config_json is not None and config_path is not None:
         raise ConfigError("give either --config-json or --config, not both")

@@ -488,6 +488,7 @@ def import_checkpoint(path: str | Path, out: str | Path, network: str = "Gs", ex
     """Import `path` and write an ordinary ganrepro snapshot to `out` (atomically); returns
     the snapshot's metadata."""
     from ganrepro import models
+    from ganrepro.settings.registry import resolve_hparams
 
     path = Path(path)
     if expect_sha256 is not None and path.is_file():
@@ -502,7 +503,7 @@ def import_checkpoint(path: str | Path, out: str | Path, network: str = "Gs", ex
     if missing or unexpected:
         raise CheckpointError(f"{path}: its {network} does not fill ganrepro's {ckpt['model']} exactly "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    hparams = dataclasses.asdict(models.resolve_hparams(ckpt["model"], **ckpt["hparams"]))
+    hparams = dataclasses.asdict(resolve_hparams(ckpt["model"], **ckpt["hparams"]))
     models.save_snapshot(out, G, ckpt["model"], hparams, ckpt["kimg"], source=ckpt["source"])
     return {"model": ckpt["model"], "hparams": hparams, "kimg": ckpt["kimg"], "source": ckpt["source"],
             "parameters": models.count_parameters(G)}

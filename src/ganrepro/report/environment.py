@@ -11,8 +11,9 @@ from typing import Any
 import pandas as pd
 
 from ganrepro import machine
-from ganrepro.report.inputs import Results, median, model_label
+from ganrepro.report.inputs import Results, median
 from ganrepro.report.latex import DASH, Notes, Table, show
+from ganrepro.settings.registry import model_label, with_role
 
 
 def git_commit(where: str | Path = Path(__file__).parent) -> str:
@@ -46,7 +47,7 @@ def run_settings(results: Results) -> tuple[str, dict[str, dict[str, Any]], list
     for the hyper-parameter table: the effective values a run recorded in its
     training_options.json, of a GANformer model (duplex first) when one is configured, else
     of the first model."""
-    preferred = [m for m in ("ganformer-duplex", "ganformer-simplex") if m in results.models] or results.models
+    preferred = [m for m in map(with_role, ("duplex", "simplex")) if m in results.models] or results.models
     model = preferred[0]
     devices = sorted({d for ds in results.datasets for m in results.models for s in results.seeds
                       if (d := run_device(results.options(ds, m, s)))})

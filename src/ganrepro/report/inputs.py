@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 
 # Display names and order of the measured quantities.
 QUANTITIES = ("FID", "KID", "Precision", "Recall", "IS")
-MODEL_LABELS = {"stylegan2": "StyleGAN2", "ganformer-simplex": "GANformer simplex",
-                "ganformer-duplex": "GANformer duplex", "gan": "GAN"}
 _METRIC_KEY = re.compile(r"^(fid|kid|pr|is)(\d+k?)$")
 _NOISE_KEY = re.compile(r"^(fid|kid|precision|recall|is)(\d+k?)$")
 _NOISE_NAMES = {"fid": "FID", "kid": "KID", "precision": "Precision", "recall": "Recall", "is": "IS"}
@@ -33,10 +31,6 @@ _NOISE_NAMES = {"fid": "FID", "kid": "KID", "precision": "Precision", "recall": 
 
 class ReportError(GanreproError):
     """An input of the report is missing or malformed."""
-
-
-def model_label(model: str) -> str:
-    return MODEL_LABELS.get(model, model)
 
 
 def suffix_count(suffix: str) -> int:
@@ -214,7 +208,8 @@ class Results:
         recipe `train`, every hyper-parameter `hparams`, the dataset's `preset`, and the
         `departures` from the official code the training recorded (None where no run
         recorded its options; the rest then comes from the config)."""
-        from ganrepro import presets
+        from ganrepro.settings import presets
+        from ganrepro.settings.run import effective_run
 
         for seed in self.seeds:
             options = self.options(dataset, model, seed)
@@ -222,13 +217,8 @@ class Results:
                 return {"train": options["train"], "hparams": options["hparams"],
                         "preset": options.get("preset", presets.preset_of(self.cfg["datasets"][dataset])),
                         "departures": (options.get("resolved") or {}).get("departures")}
-        from ganrepro import models   # imports torch: only when no run recorded its options
-
-        train, hparams = presets.effective(self.cfg, dataset)
-        resolution = int(self.cfg["datasets"][dataset].get("resolution", 64))
-        full = models.resolve_hparams(model, **{**hparams.get(model, {}), "resolution": resolution})
-        return {"train": train, "hparams": {k: getattr(full, k) for k in full.__dataclass_fields__},
-                "preset": presets.preset_of(self.cfg["datasets"][dataset]), "departures": None}
+        run = effective_run(self.cfg, dataset, model)
+        return {"train": run.train, "hparams": run.hparams, "preset": run.preset, "departures": None}
 
     def pretrained(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """(name, its config entry, metrics record) of every released checkpoint measured,

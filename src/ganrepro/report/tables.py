@@ -20,9 +20,9 @@ from ganrepro.files import atomic_write_text
 from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod
 from ganrepro.report import statistics as st
 from ganrepro.report.environment import compute_table, environment_table, run_settings
-from ganrepro.report.inputs import (QUANTITIES, Measurement, Results, Unavailable, Value, count_suffix,
-                                   model_label, suffix_count)
+from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value, count_suffix, suffix_count
 from ganrepro.report.latex import DASH, Notes, Table, fragment, plain, show
+from ganrepro.settings.registry import MODELS, model_label
 
 log = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ def pretrained_table(results: Results, published: dict) -> Table:
         key = f"fid{count_suffix(n)}"
         noise = (rec.get("noise") or {}).get(key) or {}
         ours = noise.get("mean", rec["metrics"].get(key))
-        row_key = "ganformer" if rec["model"].startswith("ganformer") else rec["model"]
+        row_key = MODELS[rec["model"]].published_as if rec["model"] in MODELS else rec["model"]
         readme = None
         if spec.get("published") and row_key in block["models"]:
             readme = block["models"][row_key][block["datasets"].index(spec["published"])]

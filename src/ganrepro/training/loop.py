@@ -24,13 +24,16 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ganrepro import gpus, models, presets
-from ganrepro.checks import check_batch
+from ganrepro import gpus, models
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
 from ganrepro.models.stylegan2 import mix_styles
 from ganrepro.progress import tick_line
+from ganrepro.settings import presets
+from ganrepro.settings.batch import check_batch
+from ganrepro.settings.registry import has_attention
+from ganrepro.settings.run import effective_run
 from ganrepro.training import distributed, losses
 from ganrepro.training.grids import grid_latents, save_attention_figure, save_grid
 from ganrepro.training.run_files import RunFiles, continuity, continuity_changes, environment
@@ -49,15 +52,13 @@ def run_options(cfg: dict, dataset_dir: Path, model: str, seed: int) -> dict[str
     """What a run computes: the dataset's effective recipe and hyper-parameters (the top
     level, the dataset's preset and its own overrides), the data and the seed."""
     manifest = read_manifest(dataset_dir)
-    preset = presets.preset_of(cfg["datasets"].get(manifest.name) or {})
-    cfg = presets.for_dataset(cfg, manifest.name)
-    net = models.resolve_hparams(model, **models.configured_hparams(cfg, model, manifest.resolution, manifest.channels))
+    run = effective_run(cfg, manifest.name, model, resolution=manifest.resolution, channels=manifest.channels)
     return {
-        "model": model, "hparams": {k: getattr(net, k) for k in net.__dataclass_fields__},
+        "model": model, "hparams": run.hparams,
         "dataset": {"name": manifest.name, "path": str(dataset_dir), "images": manifest.count,
                     "resolution": manifest.resolution, "images_sha256": manifest.images_sha256},
-        "seed": seed, "kimg": list(cfg["kimg"]), "train": dict(cfg["train"]),
-        "preset": preset,
+        "seed": seed, "kimg": run.kimg, "train": run.train,
+        "preset": run.preset,
     }
 
 
@@ -269,7 +270,7 @@ class Trainer:
     def draw(self, G, kimg: int) -> None:
         G = G.to(self.device)
         save_grid(G, self.z_grid, self.files.grid(kimg), self.t["grid"], self.device)
-        if self.model.startswith("ganformer"):
+        if has_attention(self.model):
             save_attention_figure(G, self.z_grid, self.files.attention(kimg), self.device)
 
     # -- one step ----------------------------------------------------------------------
