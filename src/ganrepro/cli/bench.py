@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from ganrepro import layout
@@ -69,19 +67,16 @@ def bench_train(settings, models_, steps, device, warmup) -> None:
 def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps, out) -> None:
     """Training throughput of every configured model, timed interleaved on one device (the
     measurement the report's attention-cost claim is decided on)."""
-    from ganrepro.bench import throughput
     from ganrepro.data.store import read_manifest
-    from ganrepro.files import atomic_write_text
     from ganrepro.models import check_network_sizes
+    from ganrepro.training.throughput import write_throughput
 
     cfg = load_config(config_path, config_json)
     data_dir = data_dir or layout.dataset_dir(dataset)
     manifest = read_manifest(data_dir)
     check_network_sizes(cfg, manifest.name, manifest.resolution, manifest.channels, cfg["models"],
                         "--config-json" if config_json is not None else config_path)
-    record = throughput(cfg, data_dir, rounds, steps)
-    record["dataset"] = dataset
-    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
+    record = write_throughput(cfg, dataset, data_dir, rounds, steps, out)
     for model, m in record["models"].items():
         click.echo(f"{model:<18} {m['img_per_sec']:>8.1f} img/s (median of {rounds} rounds)")
     click.echo(f"wrote {out}")

@@ -12,9 +12,8 @@ import pandas as pd
 
 from ganrepro import machine
 from ganrepro.report.inputs import Results, median
+from ganrepro.report.latex import DASH, Notes, Table, show
 from ganrepro.settings.registry import model_label, with_role
-
-DASH = "–"
 
 
 def git_commit(where: str | Path = Path(__file__).parent) -> str:
@@ -68,9 +67,6 @@ def hms(seconds: float | None) -> str:
 
 
 def compute_table(results: Results):
-    from ganrepro.report.latex import Notes
-    from ganrepro.report.tables import Table, show
-
     rows, shown = [], []
     for d, model, seed in ((d, m, s) for d in results.datasets for m in results.models for s in results.seeds):
         ticks = results.stats(d, model, seed)
@@ -138,9 +134,6 @@ def environment(results: Results) -> dict[str, Any]:
 
 
 def environment_table(results: Results):
-    from ganrepro.report.latex import Notes
-    from ganrepro.report.tables import Table
-
     env = environment(results)
     ext = env["extractor"] or {}
     rows = [("git commit (report)", env["git_commit"]),

@@ -136,6 +136,14 @@ def _adam(params, lr: float, betas, eps: float, interval: int | None):
 
 
 class Trainer:
+    """One model trained on one prepared dataset by one process of a (possibly distributed)
+    run. `run()` trains to the config's last kimg, resuming from the run's state; `step()`
+    is one training step of it. `accumulators()`, `fixed_batch()` and `timing_step()` let
+    the throughput stage time single steps without running the loop.
+
+    Public state: `options` (what the run computes) and `t` (its train settings), `device`,
+    the networks `G`, `D` and `G_ema`, `dataset`, and the counters `nimg` and `steps`."""
+
     def __init__(self, cfg: dict, dataset_dir: Path, model: str, out: Path, dist: distributed.Context,
                  seed: int | None = None, restart: bool = False):
         seed = cfg["seeds"][0] if seed is None else seed
@@ -266,6 +274,24 @@ class Trainer:
             save_attention_figure(G, self.z_grid, self.files.attention(kimg), self.device)
 
     # -- one step ----------------------------------------------------------------------
+    def accumulators(self) -> dict[str, torch.Tensor]:
+        """Zeroed sums that `step` adds a step's losses and regularizer values to."""
+        return {k: torch.zeros([], device=self.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
+
+    def fixed_batch(self, n: int) -> torch.Tensor:
+        """The dataset's first `n` images as the loader yields them (uint8 NCHW, not flipped):
+        one batch to time steps on."""
+        return torch.from_numpy(np.asarray(self.dataset.images[:n]).copy())
+
+    def timing_step(self, reals: torch.Tensor, size: int, acc: dict, regularize: bool) -> None:
+        """One training step on `reals` (counted as `size` images) outside the run's schedule,
+        for timing it: with `regularize`, a step on which the lazy regularizers (R1, path
+        length) are due; without, one on which they are not (where their interval is above 1).
+        It updates the networks and counters as `step` does, so a Trainer that has taken one
+        is for measurement only."""
+        self.steps = 0 if regularize else 1
+        self.step(reals, size, acc)
+
     def _draws(self, n: int):
         """A G pass's random latents: z; with style mixing on, a partner z2 and the first
         layer it takes over, or None when this pass does not mix (probability 1 - p)."""
@@ -395,7 +421,7 @@ class Trainer:
             self.dataset, batch_sampler=plan, num_workers=self.t["num_workers"],
             pin_memory=self.device.type == "cuda", persistent_workers=False,
             worker_init_fn=_ignore_stop_signals)
-        acc = {k: torch.zeros([], device=self.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
+        acc = self.accumulators()
         tick = {"nimg": self.nimg, "time": time.perf_counter(), "steps": 0}
         tick_n, state_n = self.t["tick_kimg"] * 1000, self.t["state_kimg"] * 1000
         agreement = distributed.StopAgreement(self.dist, self.device)
