@@ -243,7 +243,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 def prepare_shapes(out: Path, resolution: int, num_images: int, **spec) -> Path:
     """A procedural `shapes` dataset prepared in-process into `out` (named after the folder)."""
-    from ganrepro import config, data
+    from ganrepro import data
+    from ganrepro.settings import config
 
     name = out.name
     data.prepare(name, config.resolve_dataset(name, {"source": "shapes", "resolution": resolution,

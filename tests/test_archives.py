@@ -17,7 +17,8 @@ import pytest
 
 from conftest import (ATTRIBUTE_NAMES, BIN, cartoon_archive, clevr_archive, ganrepro, png_bytes,
                       wait_for_path, watchdog)
-from ganrepro import config, data
+from ganrepro import data
+from ganrepro.settings import config
 from ganrepro.data.store import open_images, read_manifest
 from ganrepro.errors import DataError
 

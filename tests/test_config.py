@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import REPO, ganrepro, run, BIN
-from ganrepro import checks, config
+from ganrepro.settings import batch, config, schema
 from ganrepro.data import SOURCES
 from ganrepro.errors import ConfigError
 
@@ -104,18 +104,18 @@ def test_batch_split_over_processes_never_drops_images():
     # 1000 images between snapshots cannot be shared by 3 processes, whatever the batch.
     with pytest.raises(ConfigError, match=r"config key 'kimg' \(\[0, 1\]\) under 3 processes puts 1000 images before "
                                           r"kimg 1, .* allowed: steps between snapshots that are multiples of 3 kimg"):
-        checks.check_batch(24, [0, 1], {"stylegan2": 4}, world=3)
-    checks.check_batch(24, [0, 3], {"stylegan2": 4}, world=3)
+        batch.check_batch(24, [0, 1], {"stylegan2": 4}, world=3)
+    batch.check_batch(24, [0, 3], {"stylegan2": 4}, world=3)
     with pytest.raises(ConfigError, match=r"\(12\) under 2 processes gives 6 images per process, not a multiple of "
                                           r"the minibatch-std group of stylegan2 .*; allowed, for example: 8, 16"):
-        checks.check_batch(12, [0, 1], {"stylegan2": 4}, world=2)
+        batch.check_batch(12, [0, 1], {"stylegan2": 4}, world=2)
     with pytest.raises(ConfigError, match=r"\(10\) under 4 processes does not split over 4 processes"):
-        checks.check_batch(10, [0, 1], {"stylegan2": 1}, world=4)
-    checks.check_batch(24, [0, 1], {"stylegan2": 4}, world=2)     # 12 per process; the last batch 8 each
-    checks.check_batch(32, [0, 1], {"stylegan2": 4}, world=4)     # the last batch: 2 each, one smaller group
+        batch.check_batch(10, [0, 1], {"stylegan2": 1}, world=4)
+    batch.check_batch(24, [0, 1], {"stylegan2": 4}, world=2)     # 12 per process; the last batch 8 each
+    batch.check_batch(32, [0, 1], {"stylegan2": 4}, world=4)     # the last batch: 2 each, one smaller group
     # A resumed run checks the batches still to come, from where it stopped.
-    assert checks.shortened_batches(24, [0, 1, 2], start=0) == {16}
-    assert checks.shortened_batches(24, [0, 1, 2], start=1500) == {20}
+    assert batch.shortened_batches(24, [0, 1, 2], start=0) == {16}
+    assert batch.shortened_batches(24, [0, 1, 2], start=1500) == {20}
 
 
 def test_defaults_are_filled_per_source():
@@ -137,7 +137,7 @@ def test_resolve_does_not_modify_its_input():
 
 
 def test_every_schema_source_has_a_preparer():
-    assert set(config.source_names()) == set(SOURCES)
+    assert set(schema.source_names()) == set(SOURCES)
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])

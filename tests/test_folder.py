@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from conftest import ganrepro, png_bytes
-from ganrepro import config, data
+from ganrepro import data
+from ganrepro.settings import config
 from ganrepro.data.images import BadImage, Geometry, prepare_image
 from ganrepro.data.store import open_images, read_manifest
 from ganrepro.errors import DataError

@@ -24,7 +24,7 @@ import pytest
 
 from conftest import REPO, ganrepro
 from hostile import assert_refused, run_bounded
-from ganrepro import config
+from ganrepro.settings import config
 from ganrepro.data.store import DatasetWriter
 from ganrepro.files import DiskFullError
 

@@ -18,9 +18,10 @@ from ganrepro.errors import ConfigError
 from ganrepro.models.layers import NoiseInjection
 from ganrepro.sampling import parse_seeds
 from ganrepro.images import save_png, to_uint8
+from ganrepro.settings.registry import MODELS
 
 RES = 16
-NAMES = list(models.MODELS)
+NAMES = list(MODELS)
 STYLED = [n for n in NAMES if n != "gan"]
 
 

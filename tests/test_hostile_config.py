@@ -2,8 +2,8 @@
 memory, disk or time beyond any real run are refused in one line, through the real command
 line under a memory and CPU bound (tests/hostile.py), before anything large is built.
 
-Each case is one config file or one option; the bounds are in ganrepro.checks (and repeated
-in the config schema, which `test_schema_maxima_are_the_checks_constants` keeps in step).
+Each case is one config file or one option; the bounds are in ganrepro.settings.limits and
+ganrepro.settings.hparams (and repeated in the config schema, which `test_schema_maxima_are_the_checks_constants` keeps in step).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import yaml
 
 from conftest import BIN, SAFETY_TIMEOUT
 from hostile import assert_refused, run_bounded
-from ganrepro import checks, config, models
+from ganrepro import models
+from ganrepro.settings import config, hparams, limits, schema
 from ganrepro.machine import memory_bytes
 
 BIG = 2 ** 64               # overflows every fixed-width integer a seed or a size is cast to
@@ -97,34 +98,34 @@ def test_commands_refuse_out_of_bounds_config(command, changes, pattern, tmp_pat
 
 def test_the_bounds_accept_their_own_maxima():
     """The largest allowed values validate (the bounds refuse only beyond them)."""
-    hp = {k: v for k, v in checks.HPARAM_MAXIMA.items() if k not in ("start_res", "mbstd_group", "heads")}
+    hp = {k: v for k, v in hparams.HPARAM_MAXIMA.items() if k not in ("start_res", "mbstd_group", "heads")}
     cfg = config.resolve({
-        "datasets": {"toy": {**TOY, "num_images": checks.NUM_IMAGES_MAX, "seed": checks.SEED_MAX}},
+        "datasets": {"toy": {**TOY, "num_images": limits.NUM_IMAGES_MAX, "seed": limits.SEED_MAX}},
         "models": ["ganformer-duplex"], "hparams": {"ganformer-duplex": hp},
-        "seeds": [checks.SEED_MAX], "kimg": [0, checks.KIMG_MAX], "train": {"batch_size": checks.BATCH_MAX},
-        "metrics": {"num_gen": checks.NUM_GEN_MAX, "num_real": checks.NUM_IMAGES_MAX, "repeats": checks.REPEATS_MAX,
-                    "seed": checks.SEED_MAX - checks.REPEATS_MAX + 1}})
+        "seeds": [limits.SEED_MAX], "kimg": [0, limits.KIMG_MAX], "train": {"batch_size": limits.BATCH_MAX},
+        "metrics": {"num_gen": limits.NUM_GEN_MAX, "num_real": limits.NUM_IMAGES_MAX, "repeats": limits.REPEATS_MAX,
+                    "seed": limits.SEED_MAX - limits.REPEATS_MAX + 1}})
     assert cfg["hparams"]["ganformer-duplex"]["channel_max"] == 4096
 
 
 def test_schema_maxima_are_the_checks_constants():
-    props = config.schema()["properties"]
-    dataset = config.dataset_schema()
+    props = schema.schema()["properties"]
+    dataset = schema.dataset_schema()
     shapes = next(b["then"]["properties"] for b in dataset["allOf"]
                   if b["if"]["properties"]["source"]["const"] == "shapes")
-    assert props["seeds"]["items"]["maximum"] == checks.SEED_MAX
-    assert shapes["seed"]["maximum"] == props["metrics"]["properties"]["seed"]["maximum"] == checks.SEED_MAX
-    assert props["train"]["properties"]["batch_size"]["maximum"] == checks.BATCH_MAX
-    assert props["metrics"]["properties"]["batch_size"]["maximum"] == checks.BATCH_MAX
-    assert props["train"]["properties"]["num_workers"]["maximum"] == checks.WORKERS_MAX
-    assert props["kimg"]["items"]["maximum"] == checks.KIMG_MAX
-    assert props["kimg"]["maxItems"] == checks.KIMG_LIST_MAX
+    assert props["seeds"]["items"]["maximum"] == limits.SEED_MAX
+    assert shapes["seed"]["maximum"] == props["metrics"]["properties"]["seed"]["maximum"] == limits.SEED_MAX
+    assert props["train"]["properties"]["batch_size"]["maximum"] == limits.BATCH_MAX
+    assert props["metrics"]["properties"]["batch_size"]["maximum"] == limits.BATCH_MAX
+    assert props["train"]["properties"]["num_workers"]["maximum"] == limits.WORKERS_MAX
+    assert props["kimg"]["items"]["maximum"] == limits.KIMG_MAX
+    assert props["kimg"]["maxItems"] == limits.KIMG_LIST_MAX
     for key in ("num_gen", "final_num_gen"):
-        assert props["metrics"]["properties"][key]["maximum"] == checks.NUM_GEN_MAX
-    assert props["metrics"]["properties"]["num_real"]["maximum"] == checks.NUM_IMAGES_MAX
-    assert props["metrics"]["properties"]["repeats"]["maximum"] == checks.REPEATS_MAX
-    assert shapes["num_images"]["maximum"] == dataset["properties"]["max_images"]["maximum"] == checks.NUM_IMAGES_MAX
-    assert max(dataset["properties"]["resolution"]["enum"]) == checks.RESOLUTION_MAX
+        assert props["metrics"]["properties"][key]["maximum"] == limits.NUM_GEN_MAX
+    assert props["metrics"]["properties"]["num_real"]["maximum"] == limits.NUM_IMAGES_MAX
+    assert props["metrics"]["properties"]["repeats"]["maximum"] == limits.REPEATS_MAX
+    assert shapes["num_images"]["maximum"] == dataset["properties"]["max_images"]["maximum"] == limits.NUM_IMAGES_MAX
+    assert max(dataset["properties"]["resolution"]["enum"]) == limits.RESOLUTION_MAX
 
 
 # ---------------------------------------------------------------------------- networks too large for this machine
@@ -290,10 +291,10 @@ def test_generate_still_writes_at_the_bounds_of_trunc(snapshot, tmp_path):
     """The honest neighbours of the refused values work: psi 0 and 1, seed 2^32 - 1."""
     for psi in ("0", "1"):
         out = tmp_path / psi
-        result = run_bounded(["generate", "--snapshot", snapshot, "--device", "cpu", "--seeds", str(checks.SEED_MAX),
+        result = run_bounded(["generate", "--snapshot", snapshot, "--device", "cpu", "--seeds", str(limits.SEED_MAX),
                               "--trunc", psi, "--out", out], cwd=tmp_path)
         assert result.rc == 0, result.stderr
-        assert (out / f"seed{checks.SEED_MAX:04d}.png").is_file()
+        assert (out / f"seed{limits.SEED_MAX:04d}.png").is_file()
 
 
 # ---------------------------------------------------------------------------- config files

@@ -17,7 +17,7 @@ import torch
 
 from conftest import REPO, ganrepro
 from hostile import assert_refused, run_bounded
-from ganrepro import config
+from ganrepro.settings import config
 from ganrepro.metrics import inception
 
 NAME = inception.NVIDIA_FILE

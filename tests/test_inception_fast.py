@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from conftest import REPO, ganrepro, prepare_shapes
-from ganrepro import config, data
+from ganrepro import data
+from ganrepro.settings import config
 from ganrepro.errors import ConfigError, MetricsError
 from ganrepro.metrics import inception, stats
 from ganrepro.metrics.features import Featurizer
@@ -71,7 +72,7 @@ def test_the_fast_module_equals_the_torchscript_layers_on_raw_inputs(reference):
 
 
 def test_selecting_the_reference_path_gives_exactly_the_reference_features(reference, fast, scenes):
-    x = Featurizer(reference, "clean")._prepare(images_of(scenes)[:4])
+    x = Featurizer(reference, "clean").prepare(images_of(scenes)[:4])
     default = inception.load(None, "cpu")                    # what every caller got before the choice
     assert default.kind == "reference" and default.fast is None
     chosen = reference(x)

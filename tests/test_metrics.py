@@ -12,9 +12,11 @@ from cleanfid import fid as cleanfid
 from scipy import linalg
 
 from conftest import REPO, ganrepro
-from ganrepro import config, data, models
+from ganrepro import data, models
+from ganrepro.settings import config
 from ganrepro.errors import MetricsError
-from ganrepro.metrics import Options, count_suffix, evaluate, inception, scores, stats
+from ganrepro.metrics import Options, evaluate, inception, scores, stats
+from ganrepro.protocol import count_suffix
 from ganrepro.metrics.features import Featurizer
 
 # ------------------------------------------------------------------ formulas (no network)

@@ -8,12 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from ganrepro import config, models
+from ganrepro import models
+from ganrepro.settings import config, registry, schema
+from ganrepro.settings.run import configured_hparams
 from ganrepro.errors import ConfigError
 from ganrepro.models.attention import BipartiteAttention
 
 SMALL = {"channel_base": 512, "channel_max": 32}
-NAMES = list(models.MODELS)
+NAMES = list(registry.MODELS)
 
 
 def small(name: str, resolution: int = 16, **kw) -> models.Networks:
@@ -291,7 +293,7 @@ def test_bad_model_requests_are_clear_errors(call, message):
 
 
 def test_registry_matches_config_schema():
-    assert set(models.MODELS) == set(config.model_names())
+    assert set(registry.MODELS) == set(schema.model_names())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -327,7 +329,7 @@ def test_params_command_counts_what_the_config_builds():
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
     cfg = config.load(REPO / "config" / "config.yaml")
     for name in NAMES:
-        net = models.build(name, **models.configured_hparams(cfg, name, 64))
+        net = models.build(name, **configured_hparams(cfg, name, 64))
         assert rows[name][1] == "64"
         assert rows[name][2] == f"{models.count_parameters(net.G):,}"
         assert rows[name][3] == f"{models.count_parameters(net.D):,}"

@@ -126,7 +126,8 @@ ZERO_GRAD = 3e-7
 
 @pytest.fixture(scope="module")
 def step_dataset(tmp_path_factory):
-    from ganrepro import config, data
+    from ganrepro import data
+    from ganrepro.settings import config
     out = tmp_path_factory.mktemp("data") / "toy16"
     data.prepare("toy16", config.resolve_dataset("toy16", {"source": "shapes", "resolution": 16, "num_images": 8}), out)
     return out
@@ -159,7 +160,7 @@ def test_one_training_step_updates_the_weights_as_the_official_step(fixtures, st
     dropout and constant noise inputs; its latents and style-mixing choices are fed to ours."""
     from functools import partial
 
-    from ganrepro import config
+    from ganrepro.settings import config
     from ganrepro.training.distributed import Context
     from ganrepro.training.loop import Trainer
 

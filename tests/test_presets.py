@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import yaml
 
-from ganrepro import config as cfgmod
-from ganrepro import models, presets
+from ganrepro.settings import config as cfgmod
+from ganrepro.settings import presets, registry
 from ganrepro.errors import ConfigError
 from ganrepro.training.loop import run_options
 from ganrepro.data import prepare
@@ -79,7 +79,7 @@ def test_a_bad_override_names_its_key(entry, message):
 
 
 def _full(model, resolution=64, **hparams):
-    return dataclasses.asdict(models.resolve_hparams(model, resolution=resolution, **hparams))
+    return dataclasses.asdict(registry.resolve_hparams(model, resolution=resolution, **hparams))
 
 
 @pytest.mark.parametrize("preset", sorted(presets.PRESETS))

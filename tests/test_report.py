@@ -19,15 +19,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import SAFETY_TIMEOUT
-from ganrepro import config as cfgmod
-from ganrepro import models, presets
+from ganrepro.settings import config as cfgmod
+from ganrepro.settings import presets, registry
 from ganrepro.report import claims as claimsmod
 from ganrepro.report import render as rendermod
 from ganrepro.cli import main as ganrepro_main
 from ganrepro.report.figures import write_figures
-from ganrepro.report.inputs import ReportError, Results, load_published, model_label
+from ganrepro.report.inputs import ReportError, Results, load_published
 from ganrepro.report.latex import latex_escape
 from ganrepro.report.tables import write_tables
+from ganrepro.settings.registry import model_label
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "config" / "published.yaml"
@@ -106,7 +107,7 @@ def make_run(root: Path, cfg: dict, fids: dict[str, list[float]], stds: dict[str
                  "sec_per_kimg": 50.0, "img_per_sec": 20.0, "peak_mem_mb": 1000 + t,
                  "lr_G": 0.002, "lr_D": 0.002, "time": 0}) + "\n" for t in (1, 2, 3, 4)))
             # As the training writes it: effective recipe, every hyper-parameter, departures.
-            hparams = dataclasses.asdict(models.resolve_hparams(model, **cfg["hparams"].get(model, {}), resolution=8))
+            hparams = dataclasses.asdict(registry.resolve_hparams(model, **cfg["hparams"].get(model, {}), resolution=8))
             run.joinpath("training_options.json").write_text(json.dumps({
                 "model": model, "hparams": hparams, "seed": seed, "train": cfg["train"], "preset": "none",
                 "resolved": {"device": "cpu", "precision": "fp32", "processes": 1,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import ganrepro
-from ganrepro import config, data
+from ganrepro import data
+from ganrepro.settings import config
 from ganrepro.data import shapes
 from ganrepro.data.store import open_images, read_manifest
 

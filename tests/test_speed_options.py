@@ -18,7 +18,8 @@ import torch._dynamo
 import torch._inductor.config
 from torch._dynamo.utils import counters
 
-from ganrepro import config, data
+from ganrepro import data
+from ganrepro.settings import config
 from ganrepro.data.loader import ImageDataset
 from ganrepro.training import distributed
 from ganrepro.training.loop import Trainer

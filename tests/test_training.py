@@ -17,7 +17,8 @@ import yaml
 from PIL import Image
 
 from conftest import BIN, REPO, SAFETY_TIMEOUT, ganrepro, png_bytes, wait_for_line, watchdog
-from ganrepro import config, data, models, training
+from ganrepro import data, models, training
+from ganrepro.settings import config
 from ganrepro.training.state import ResumeError
 
 pytestmark = pytest.mark.slow

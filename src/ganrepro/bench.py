@@ -1,13 +1,14 @@
-"""Benchmarks (`ganrepro bench ...`): throughput on the current machine, with its name.
+"""The benchmark suite (`ganrepro bench data|train|metrics|inception|models`): how fast
+each stage runs on the current machine, printed with the machine's name.
 
-Numbers from here go in the README together with the device line this prints; tests
-never assert on wall-clock time.
+Numbers from here go in docs/benchmarks.md together with the device line this prints;
+tests never assert on wall-clock time. The throughput stage, whose numbers decide a claim,
+is a pipeline stage of its own (ganrepro.training.throughput); its timing helpers serve
+here too.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,21 +17,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganrepro.machine import cpu_name
-
-
-def device_line() -> str:
-    cpu = cpu_name()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"device: {cpu}, {cores} cores usable, {gpu}; Python {platform.python_version()}, "
-            f"torch {torch.__version__}, torch threads {torch.get_num_threads()}")
+from ganrepro.training.throughput import device_line, step_functions, step_seconds, sync, timed
 
 
 def bench_data(num_images: int, resolution: int, loader_resolution: int,
                batch_size: int, loader_images: int = 4096) -> Iterator[str]:
-    from ganrepro import config, data
+    from ganrepro import data
     from ganrepro.data.loader import ImageDataset
+    from ganrepro.settings import config
 
     yield device_line()
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,39 +60,22 @@ def resolve_device(device: str) -> str:
     return str(devices.resolve(device))
 
 
-def _sync(device: str) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-def _timed(fn, steps: int, device: str, warmup: bool = True) -> float:
-    """Seconds per call of fn (after one untimed warm-up call unless warmup=False)."""
-    if warmup:
-        fn()
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - t0) / steps
-
-
 def _attention_share(layers, forward, steps: int, device: str) -> str:
     """Fraction of `forward`'s time spent inside the attention layers (forward hooks)."""
     spent, starts = [0.0], {}
 
     def pre(mod, _inp):
-        _sync(device)
+        sync(device)
         starts[mod] = time.perf_counter()
 
     def post(mod, _inp, _out):
-        _sync(device)
+        sync(device)
         spent[0] += time.perf_counter() - starts[mod]
     hooks = [h for m in layers for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
     try:
         forward()                               # warm-up, not counted
         spent[0] = 0.0
-        total = _timed(forward, steps, device, warmup=False) * steps
+        total = timed(forward, steps, device, warmup=False) * steps
     finally:
         for h in hooks:
             h.remove()
@@ -111,6 +88,8 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
 
     from ganrepro import models
     from ganrepro.models.attention import BipartiteAttention
+    from ganrepro.settings.registry import MODELS
+    from ganrepro.settings.run import configured_hparams
 
     device = resolve_device(device)
     yield device_line()
@@ -121,9 +100,9 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for res in resolutions:
-        for name in models.MODELS:
+        for name in MODELS:
             torch.manual_seed(0)
-            net = models.build(name, **models.configured_hparams(cfg, name, res))
+            net = models.build(name, **configured_hparams(cfg, name, res))
             G, D = (m.to(device).to(memory_format=fmt) for m in (net.G, net.D))
             if compile_:
                 G, D = torch.compile(G), torch.compile(D)
@@ -144,7 +123,7 @@ def bench_models(cfg: dict, resolutions, batch_size: int, steps: int, device: st
                 with torch.no_grad(), autocast():
                     G(z)
 
-            g_time, d_time = _timed(g_step, steps, device), _timed(d_step, steps, device)
+            g_time, d_time = timed(g_step, steps, device), timed(d_step, steps, device)
             layers = [m for m in net.G.modules() if isinstance(m, BipartiteAttention)]
             share = _attention_share(layers, g_forward, steps, device) if layers else "-"
             yield (f"{name:<18} {res:>4} {batch_size / g_time:>16.1f} {batch_size / d_time:>16.1f} {share:>25}")
@@ -158,7 +137,8 @@ SETTINGS = {   # name: (config file, resolution) -- the embedded default and the
 
 def bench_train(settings, models_, steps: int, device: str, warmup: bool = True) -> Iterator[str]:
     """sec/kimg, img/s and peak memory of full training steps (G, D, R1, EMA) per model."""
-    from ganrepro import config, data, devices
+    from ganrepro import data, devices
+    from ganrepro.settings import config
     from ganrepro.training.distributed import Context
     from ganrepro.training.loop import Trainer
 
@@ -181,64 +161,14 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
                 trainer = Trainer(cfg, ds, model, Path(tmp) / "run" / setting / model, Context())
                 batch = cfg["train"]["batch_size"]
                 devices.reset_peak_memory(trainer.device)
-                main_step, r1_step = _step_functions(trainer, batch)
+                main_step, r1_step = step_functions(trainer, batch)
                 if warmup:
                     main_step()
                     r1_step()
-                seconds = _step_seconds(trainer, main_step, r1_step, steps)
+                seconds = step_seconds(trainer, main_step, r1_step, steps)
                 peak = devices.peak_memory_mb(trainer.device)
                 yield (f"{setting:<9} {model:<18} {res:>4} {batch:>5} {seconds / batch * 1000:>10.1f} "
                        f"{batch / seconds:>8.1f} {peak:>9.0f}")
-
-
-def _step_functions(trainer, batch: int):
-    """(main step, R1 step) of a Trainer on one fixed batch of its dataset's images."""
-    reals = torch.from_numpy(np.asarray(trainer.dataset.images[:batch]).copy())
-    acc = {k: torch.zeros([], device=trainer.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
-
-    def main_step():
-        trainer.steps = 1                 # not a multiple of the R1 interval: no R1
-        trainer.step(reals, batch, acc)
-
-    def r1_step():
-        trainer.steps = 0                 # an R1 step
-        trainer.step(reals, batch, acc)
-    return main_step, r1_step
-
-
-def _step_seconds(trainer, main_step, r1_step, steps: int) -> float:
-    """Seconds of one training step: `steps` main steps and one R1 step timed, the R1
-    step's extra cost amortized over its interval."""
-    main = _timed(main_step, steps, trainer.device.type, warmup=False)
-    with_r1 = _timed(r1_step, 1, trainer.device.type, warmup=False)
-    return main + max(with_r1 - main, 0.0) / trainer.t["r1_interval"]
-
-
-def throughput(cfg: dict, dataset_dir: str | Path, rounds: int, steps: int) -> dict:
-    """Each model's training step timed alone on one device, the models interleaved
-    (A, B, C, A, B, C, ...) so that the machine's load changes fall on all of them alike.
-    Returns per model the seconds per step of every round and the median img/s."""
-    from ganrepro.training.distributed import Context
-    from ganrepro.training.loop import Trainer
-
-    cfg = {**cfg, "train": {**cfg["train"], "num_workers": 0}}
-    with tempfile.TemporaryDirectory() as tmp:
-        trainers, steps_of = {}, {}
-        for model in cfg["models"]:
-            torch.manual_seed(0)
-            trainers[model] = Trainer(cfg, Path(dataset_dir), model, Path(tmp) / model, Context(), seed=0)
-            batch = trainers[model].t["batch_size"]      # the dataset's own, where it sets one
-            steps_of[model] = _step_functions(trainers[model], batch)
-            for fn in steps_of[model]:                # warm-up, untimed
-                fn()
-        seconds: dict[str, list[float]] = {m: [] for m in trainers}
-        for _ in range(rounds):
-            for model, trainer in trainers.items():
-                seconds[model].append(_step_seconds(trainer, *steps_of[model], steps))
-        device = next(iter(trainers.values())).device
-    return {"device": device_line().removeprefix("device: "), "torch_device": str(device), "batch": batch, "rounds": rounds,
-            "steps_per_round": steps, "order": list(trainers),
-            "models": {m: {"seconds": s, "img_per_sec": batch / float(np.median(s))} for m, s in seconds.items()}}
 
 
 def bench_metrics(settings, model: str, images: int, device: str, batch_size: int) -> Iterator[str]:
@@ -248,10 +178,12 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
     Inception); the fid10k/fid50k times are projected linearly from them plus the
     measured cost of the Frechet distance itself (a 2048x2048 matrix square root).
     """
-    from ganrepro import config, models
+    from ganrepro import models
     from ganrepro.metrics import inception, scores
     from ganrepro.metrics.evaluate import generate
     from ganrepro.metrics.features import Featurizer
+    from ganrepro.settings import config
+    from ganrepro.settings.run import configured_hparams
 
     device = resolve_device(device)
     dev = torch.device(device)
@@ -263,9 +195,9 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
     try:
         for res in sorted({r for _, r in SETTINGS.values()}):
             batch = rng.integers(0, 256, size=(batch_size, res, res, 3), dtype=np.uint8)
-            resize = _timed(lambda: featurizer._prepare(batch), 2, device)
-            prepared = featurizer._prepare(batch)
-            network = _timed(lambda: extractor(prepared), 2, device)
+            resize = timed(lambda: featurizer.prepare(batch), 2, device)
+            prepared = featurizer.prepare(batch)
+            network = timed(lambda: extractor(prepared), 2, device)
             yield (f"Inception at {res} px: resize {batch_size / resize:,.0f} img/s, network "
                    f"{batch_size / network:,.1f} img/s, together {batch_size / (resize + network):,.1f} img/s")
         feats = rng.normal(size=(2 * 2048 + 1, 2048)).astype(np.float32)
@@ -282,9 +214,9 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
             path, res = SETTINGS[setting]
             cfg = config.load(path)
             torch.manual_seed(0)
-            G = models.build_generator(model, **models.configured_hparams(cfg, model, res, 3)).eval().to(dev)
+            G = models.build_generator(model, **configured_hparams(cfg, model, res, 3)).eval().to(dev)
             run = lambda: featurizer.run(generate(G, images, 0, batch_size, dev))  # noqa: E731
-            per_image = _timed(run, 1, device) / images
+            per_image = timed(run, 1, device) / images
             yield (f"{setting:<9} {model:<18} {res:>4} {1 / per_image:>15,.1f} "
                    f"{10000 * per_image + fid_s:>9,.0f} {50000 * per_image + fid_s:>9,.0f}")
     finally:
@@ -321,10 +253,10 @@ def bench_inception(batch_size: int, rounds: int, threads: tuple[int, ...], devi
             for r in range(rounds):
                 order = (("reference", reference), ("fast", fast))
                 for name, extractor in order if r % 2 == 0 else order[::-1]:
-                    _sync(device)
+                    sync(device)
                     t0 = time.perf_counter()
                     extractor(x)
-                    _sync(device)
+                    sync(device)
                     seconds[name].append(time.perf_counter() - t0)
             ref_rate = batch_size / float(np.median(seconds["reference"]))
             fast_rate = batch_size / float(np.median(seconds["fast"]))

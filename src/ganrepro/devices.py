@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection, Sequence
 
+from ganrepro import layout
 from ganrepro.errors import ConfigError, GanreproError
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 LOCK_DIR_ENV = "GANREPRO_GPU_LOCKS"
-DEFAULT_LOCK_DIR = "results/.gpu-locks"
 _DEVICE = re.compile(r"auto|cpu|cuda(?::(\d+))?")
 
 
@@ -74,7 +74,7 @@ def choose_device(devices: Sequence[str], taken: Collection[str]) -> int:
 
 
 def lock_dir() -> Path:
-    return Path(os.environ.get(LOCK_DIR_ENV) or DEFAULT_LOCK_DIR)
+    return Path(os.environ.get(LOCK_DIR_ENV) or layout.gpu_locks())
 
 
 @dataclass

@@ -8,9 +8,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from ganrepro import config as ganrepro_config
-from ganrepro import presets, protocol
+from ganrepro import layout, protocol
 from ganrepro.errors import ConfigError
+from ganrepro.settings import config as ganrepro_config
+from ganrepro.settings import presets
+from ganrepro.settings.schema import schema_path
 
 # The package's check first: one sentence naming the key and what is allowed. Then
 # Snakemake's own validate() against the same schema, which also fills in defaults.
@@ -18,7 +20,7 @@ try:
     ganrepro_config.resolve(config, origin=" + ".join(map(str, workflow.configfiles)) or None)
 except ConfigError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
-validate(config, str(ganrepro_config.schema_path()))
+validate(config, str(schema_path()))
 
 DATASETS = list(config["datasets"])
 PRETRAINED = dict(config["pretrained"])
@@ -44,7 +46,7 @@ def repo_file(path):
 
 
 def dataset_targets():
-    return expand("results/datasets/{dataset}/dataset.json", dataset=DATASETS)
+    return [layout.manifest(d) for d in DATASETS]
 
 
 def dataset_spec(wildcards):
@@ -56,7 +58,7 @@ def dataset_spec(wildcards):
 # when its params change, so an edit reruns exactly the jobs it concerns (a metrics key no
 # training job, a new model no other model's jobs, one dataset's preset or overrides no
 # other dataset's jobs). The package fills in the defaults again and applies the dataset's
-# preset and overrides over the top level (ganrepro.presets).
+# preset and overrides over the top level (ganrepro.settings.presets).
 def _job_config(dataset, models, **sections):
     entry = config["datasets"][dataset]
     own = {m: entry["hparams"][m] for m in models if m in entry.get("hparams", {})}
@@ -81,13 +83,7 @@ def train_config(wildcards):
 def previous_snapshot(wildcards):
     """A segment job starts from the state the job of the checkpoint before it left."""
     earlier = [k for k in KIMGS if k < int(wildcards.kimg)]
-    return [f"{run_dir(wildcards.dataset, wildcards.model, wildcards.seed)}/snapshot-{earlier[-1]:06d}.pt"] if earlier else []
-
-
-def train_benchmarks(d, m, s):
-    if SEGMENTS:
-        return [f"results/benchmarks/train/{d}/{m}/seed{s}/kimg{k:06d}.tsv" for k in KIMGS]
-    return [f"results/benchmarks/train/{d}/{m}/seed{s}.tsv"]
+    return [layout.snapshot(wildcards.dataset, wildcards.model, wildcards.seed, earlier[-1])] if earlier else []
 
 
 def throughput_config(wildcards):
@@ -100,12 +96,8 @@ def config_json(wildcards=None):
     return json.dumps(config, sort_keys=True)
 
 
-def run_dir(dataset="{dataset}", model="{model}", seed="{seed}"):
-    return f"results/runs/{dataset}/{model}/seed{seed}"
-
-
 def snapshot_files(dataset="{dataset}", model="{model}", seed="{seed}"):
-    return [f"{run_dir(dataset, model, seed)}/snapshot-{k:06d}.pt" for k in KIMGS]
+    return [layout.snapshot(dataset, model, seed, k) for k in KIMGS]
 
 
 def runs():
@@ -117,7 +109,7 @@ def pretrained_metrics():
     """Every metrics JSON of the released checkpoints: one per FID mode this machine can
     measure in (NVIDIA's Inception in metrics.weights_dir adds legacy_tensorflow)."""
     modes = protocol.available_modes(config["metrics"]["weights_dir"])
-    return [f"results/pretrained/{name}/metrics-{mode}.json" for name in PRETRAINED for mode in modes]
+    return [layout.pretrained_metrics(name, mode) for name in PRETRAINED for mode in modes]
 
 
 # ---------------------------------------------------------------- released checkpoints
@@ -126,43 +118,48 @@ def pretrained_file(wildcards):
     spec = PRETRAINED[wildcards.name]
     if "path" in spec:
         return spec["path"]
-    return f"{config['cache_dir']}/pretrained/{wildcards.name}.pkl"
+    return layout.download(config["cache_dir"], wildcards.name)
 
 
 def pretrained_stats(wildcards):
     dataset = PRETRAINED[wildcards.name]["dataset"]
-    return f"results/stats/{dataset}/{wildcards.mode}-real{config['metrics']['num_real']}.npz"
+    return layout.stats(dataset, wildcards.mode, config["metrics"]["num_real"])
 
 
 def pretrained_manifest(wildcards):
-    return f"results/datasets/{PRETRAINED[wildcards.name]['dataset']}/dataset.json"
-
-
-def pretrained_num_gen(wildcards=None):
-    m = config["metrics"]
-    return m["final_num_gen"] or m["num_gen"]
+    return layout.manifest(PRETRAINED[wildcards.name]["dataset"])
 
 
 def metrics_files():
     """Every metrics JSON of the run: dataset x model x seed x kimg."""
-    return [f"results/metrics/{d}/{m}/seed{s}/kimg{k:06d}.json" for d, m, s in runs() for k in KIMGS]
+    return [layout.metrics(d, m, s, k) for d, m, s in runs() for k in KIMGS]
 
 
 def stats_file(wildcards):
-    return f"results/stats/{wildcards.dataset}/{config['metrics']['fid_mode']}-real{config['metrics']['num_real']}.npz"
-
-
-def num_gen(wildcards):
-    """num_gen at every checkpoint; the last one also measures final_num_gen (one pass)."""
     m = config["metrics"]
-    counts = [m["num_gen"]]
-    if int(wildcards.kimg) == LAST_KIMG and m["final_num_gen"] and m["final_num_gen"] != m["num_gen"]:
-        counts.append(m["final_num_gen"])
-    return ",".join(map(str, counts))
+    return layout.stats(wildcards.dataset, m["fid_mode"], m["num_real"])
 
 
-def repeats(wildcards):
-    return config["metrics"]["repeats"] if int(wildcards.kimg) == LAST_KIMG else 1
+# An evaluation job's config: its dataset as prepared (what its data depend on), and the
+# metrics section as its snapshot's plan reads it (protocol.job_metrics), so that editing
+# metrics.repeats, say, reruns the last checkpoints' evaluations only.
+def _evaluate_config(dataset, metrics, **sections):
+    spec = presets.data_spec(config["datasets"][dataset])
+    return json.dumps({"datasets": {dataset: spec}, "metrics": metrics, **sections}, sort_keys=True)
+
+
+def evaluate_config(wildcards):
+    """One checkpoint's evaluation, with kimg [its kimg]: `ganrepro evaluate --kimg K` then
+    plans it as protocol.plan(the config's metrics, its stage) does."""
+    kimg = int(wildcards.kimg)
+    metrics = protocol.job_metrics(config["metrics"], protocol.stage_of(kimg, LAST_KIMG))
+    return _evaluate_config(wildcards.dataset, metrics, kimg=[kimg])
+
+
+def pretrained_config(wildcards):
+    """One released checkpoint's evaluation in one FID mode."""
+    metrics = protocol.job_metrics(config["metrics"], protocol.RELEASED)
+    return _evaluate_config(PRETRAINED[wildcards.name]["dataset"], {**metrics, "fid_mode": wildcards.mode})
 
 
 def torch_launcher(wildcards, resources):
@@ -184,10 +181,9 @@ def report_inputs():
         "metrics": metrics_files(),
         "snapshots": [s for d, m, seed in runs() for s in snapshot_files(d, m, seed)],
         "manifests": dataset_targets(),
-        "train_benchmarks": [b for d, m, s in runs() for b in train_benchmarks(d, m, s)],
-        "evaluate_benchmarks": [f"results/benchmarks/evaluate/{d}/{m}/seed{s}/kimg{k:06d}.tsv"
-                                for d, m, s in runs() for k in KIMGS],
-        "throughput": expand("results/throughput/{dataset}.json", dataset=DATASETS),
+        "train_benchmarks": [b for d, m, s in runs() for b in layout.train_benchmarks(d, m, s, KIMGS, SEGMENTS)],
+        "evaluate_benchmarks": [layout.evaluate_benchmark(d, m, s, k) for d, m, s in runs() for k in KIMGS],
+        "throughput": [layout.throughput(d) for d in DATASETS],
     }
 
 
@@ -198,7 +194,7 @@ def caption(name):
 
 def figure_output(name):
     """A figure file as an output of the figures rule; the PNGs go into the HTML report."""
-    path = f"results/figures/{name}"
+    path = layout.figure(name)
     kind = name.split("_", 1)[0]
     if name.endswith(".png"):
         return report(path, caption=caption(kind), category="Figures", subcategory=kind)
@@ -207,6 +203,6 @@ def figure_output(name):
 
 def report_targets():
     """The report's files: the PDF too when latexmk is installed."""
-    return ["results/report/report.tex"] + (["results/report/report.pdf"] if HAVE_LATEXMK else [])
+    return [layout.report_tex()] + ([layout.report_pdf()] if HAVE_LATEXMK else [])
 
 

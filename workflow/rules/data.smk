@@ -3,17 +3,15 @@
 
 rule prepare_dataset:
     output:
-        manifest="results/datasets/{dataset}/dataset.json",
-        images="results/datasets/{dataset}/images.npy",
+        manifest=layout.manifest(),
+        images=layout.images(),
     params:
         spec=dataset_spec,
         cache_dir=config["cache_dir"],
         out=subpath(output.manifest, parent=True),
     log:
-        "results/logs/prepare_dataset/{dataset}.log",
+        layout.log("prepare_dataset", "{dataset}"),
     threads: 2
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro data prepare {wildcards.dataset} --spec {params.spec:q}"
         " --cache-dir {params.cache_dir:q} --workers {threads} --out {params.out:q} > {log} 2>&1"

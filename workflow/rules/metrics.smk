@@ -5,10 +5,10 @@
 
 rule real_stats:
     input:
-        manifest="results/datasets/{dataset}/dataset.json",
-        images="results/datasets/{dataset}/images.npy",
+        manifest=layout.manifest(),
+        images=layout.images(),
     output:
-        "results/stats/{dataset}/{mode}-real{num_real}.npz",
+        layout.stats(),
     params:
         data=subpath(input.manifest, parent=True),
         batch_size=config["metrics"]["batch_size"],
@@ -16,14 +16,12 @@ rule real_stats:
         device=config["metrics"]["device"],
         extractor=config["metrics"]["extractor"],
     log:
-        "results/logs/real_stats/{dataset}/{mode}-real{num_real}.log",
+        layout.log("real_stats", "{dataset}", "{mode}-real{num_real}"),
     # One thread, like train: on a CPU the Inception passes then fill a core that a finished
     # training job left idle while the others still train (the SLURM profile raises it).
     threads: 1
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro stats --data {params.data:q} --num-real {wildcards.num_real} --fid-mode {wildcards.mode}"
         " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
@@ -31,38 +29,26 @@ rule real_stats:
 
 
 rule evaluate:
-    # One snapshot of one training run. Its params are the metrics settings it uses and no
-    # more, so editing metrics.repeats reruns only the last checkpoints' evaluations.
+    # One snapshot of one training run, measured as protocol.plan says. Its params are the
+    # metrics settings its plan uses and no more (evaluate_config), so editing
+    # metrics.repeats reruns only the last checkpoints' evaluations.
     input:
-        snapshot="results/runs/{dataset}/{model}/seed{seed}/snapshot-{kimg}.pt",
+        snapshot=layout.snapshot(),
         stats=stats_file,
-        manifest="results/datasets/{dataset}/dataset.json",
+        manifest=layout.manifest(),
     output:
-        "results/metrics/{dataset}/{model}/seed{seed}/kimg{kimg}.json",
+        layout.metrics(),
     params:
         data=subpath(input.manifest, parent=True),
-        names=",".join(config["metrics"]["names"]),
-        num_real=config["metrics"]["num_real"],
-        num_gen=num_gen,
-        repeats=repeats,
-        seed=config["metrics"]["seed"],
-        fid_mode=config["metrics"]["fid_mode"],
-        batch_size=config["metrics"]["batch_size"],
-        weights_dir=config["metrics"]["weights_dir"],
-        device=config["metrics"]["device"],
-        extractor=config["metrics"]["extractor"],
+        cfg=evaluate_config,
     log:
-        "results/logs/evaluate/{dataset}/{model}/seed{seed}/kimg{kimg}.log",
+        layout.log("evaluate", layout.evaluate_job()),
     benchmark:
-        "results/benchmarks/evaluate/{dataset}/{model}/seed{seed}/kimg{kimg}.tsv"
+        layout.evaluate_benchmark()
     threads: 1  # as real_stats
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
-        "ganrepro evaluate --snapshot {input.snapshot:q} --dataset {wildcards.dataset} --data {params.data:q}"
-        " --stats {input.stats:q} --num-real {params.num_real} --metrics {params.names} --num-gen {params.num_gen}"
-        " --seed {params.seed} --repeats {params.repeats} --fid-mode {params.fid_mode}"
-        " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
-        " --device {params.device} --extractor {params.extractor} --out {output:q} > {log} 2>&1"
+        "ganrepro evaluate --config-json {params.cfg:q} --kimg {wildcards.kimg} --snapshot {input.snapshot:q}"
+        " --dataset {wildcards.dataset} --data {params.data:q} --stats {input.stats:q} --out {output:q}"
+        " > {log} 2>&1"

@@ -8,18 +8,16 @@
 
 rule download_checkpoint:
     output:
-        f"{config['cache_dir']}/pretrained/{{name}}.pkl",
+        layout.download(config["cache_dir"]),
     params:
         url=lambda w: PRETRAINED[w.name]["url"],
         check=lambda w: " ".join(
             ([f"--sha256 {PRETRAINED[w.name]['sha256']}"] if PRETRAINED[w.name]["sha256"] else [])
             + ([f"--size {PRETRAINED[w.name]['size']}"] if PRETRAINED[w.name]["size"] else [])),
     log:
-        "results/logs/pretrained/download/{name}.log",
+        layout.log("pretrained", "download", "{name}"),
     # A finished download is kept even if a later edit of the config changes its params.
     retries: 2
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro download {params.url:q} --out {output:q} {params.check} > {log} 2>&1"
 
@@ -28,16 +26,14 @@ rule import_checkpoint:
     input:
         pretrained_file,
     output:
-        "results/pretrained/{name}/snapshot.pt",
+        layout.pretrained_snapshot(),
     params:
         network=lambda w: PRETRAINED[w.name]["network"],
         expect=lambda w: " ".join(
             ([f"--expect-sha256 {PRETRAINED[w.name]['sha256']}"] if PRETRAINED[w.name]["sha256"] else [])
             + ([f"--expect-model {PRETRAINED[w.name]['model']}"] if PRETRAINED[w.name]["model"] else [])),
     log:
-        "results/logs/pretrained/import/{name}.log",
-    conda:
-        "../../environment.yml"
+        layout.log("pretrained", "import", "{name}"),
     shell:
         "ganrepro import-checkpoint {input:q} --out {output:q} --network {params.network} {params.expect}"
         " > {log} 2>&1"
@@ -45,39 +41,26 @@ rule import_checkpoint:
 
 rule evaluate_pretrained:
     input:
-        snapshot="results/pretrained/{name}/snapshot.pt",
+        snapshot=layout.pretrained_snapshot(),
         stats=pretrained_stats,
         manifest=pretrained_manifest,
     output:
-        "results/pretrained/{name}/metrics-{mode}.json",
+        layout.pretrained_metrics(),
     params:
         dataset=lambda w: PRETRAINED[w.name]["dataset"],
         data=lambda w, input: str(Path(input.manifest).parent),
         trunc=lambda w: PRETRAINED[w.name]["truncation"],
-        names=",".join(config["metrics"]["names"]),
-        num_real=config["metrics"]["num_real"],
-        num_gen=pretrained_num_gen,
-        repeats=config["metrics"]["repeats"],
-        seed=config["metrics"]["seed"],
-        batch_size=config["metrics"]["batch_size"],
-        weights_dir=config["metrics"]["weights_dir"],
-        device=config["metrics"]["device"],
-        extractor=config["metrics"]["extractor"],
+        cfg=pretrained_config,
     log:
-        "results/logs/pretrained/evaluate/{name}/{mode}.log",
+        layout.log("pretrained", "evaluate", "{name}", "{mode}"),
     benchmark:
-        "results/benchmarks/pretrained/{name}/{mode}.tsv"
+        layout.pretrained_benchmark()
     threads: 1  # as real_stats
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
-        "ganrepro evaluate --snapshot {input.snapshot:q} --dataset {params.dataset} --data {params.data:q}"
-        " --stats {input.stats:q} --num-real {params.num_real} --metrics {params.names} --num-gen {params.num_gen}"
-        " --seed {params.seed} --repeats {params.repeats} --fid-mode {wildcards.mode} --trunc {params.trunc}"
-        " --batch-size {params.batch_size} --weights-dir {params.weights_dir:q}"
-        " --device {params.device} --extractor {params.extractor} --out {output:q} > {log} 2>&1"
+        "ganrepro evaluate --config-json {params.cfg:q} --snapshot {input.snapshot:q} --dataset {params.dataset}"
+        " --data {params.data:q} --stats {input.stats:q} --trunc {params.trunc} --out {output:q} > {log} 2>&1"
 
 
 rule pretrained:

@@ -9,20 +9,20 @@ rule tables:
         pretrained=pretrained_metrics(),
         published=repo_file("config/published.yaml"),
     output:
-        [report(f"results/tables/{name}.csv", caption=caption("tables"), category="Tables") for name in TABLES],
-        expand("results/tables/{name}.tex", name=TABLES),
-        index=f"results/tables/{TABLES_INDEX}",
-        claims=f"results/tables/{CLAIMS_JSON}",
+        [report(layout.table(f"{name}.csv"), caption=caption("tables"), category="Tables") for name in TABLES],
+        [layout.table(f"{name}.tex") for name in TABLES],
+        index=layout.table(TABLES_INDEX),
+        claims=layout.table(CLAIMS_JSON),
     params:
         cfg=config_json,
+        results=subpath(output.index, ancestor=2),
+        out=subpath(output.index, parent=True),
     log:
-        "results/logs/report/tables.log",
+        layout.log("report", "tables"),
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
-        "ganrepro tables --config-json {params.cfg:q} --results results --published {input.published:q}"
-        " --out results/tables > {log} 2>&1"
+        "ganrepro tables --config-json {params.cfg:q} --results {params.results:q} --published {input.published:q}"
+        " --out {params.out:q} > {log} 2>&1"
 
 
 rule figures:
@@ -32,13 +32,14 @@ rule figures:
         [figure_output(name) for name in figure_files(DATASETS, MODELS)],
     params:
         cfg=config_json,
+        results=lambda w, output: str(Path(output[0]).parent.parent),
+        out=lambda w, output: str(Path(output[0]).parent),
     log:
-        "results/logs/report/figures.log",
+        layout.log("report", "figures"),
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
-        "ganrepro figures --config-json {params.cfg:q} --results results --out results/figures > {log} 2>&1"
+        "ganrepro figures --config-json {params.cfg:q} --results {params.results:q} --out {params.out:q}"
+        " > {log} 2>&1"
 
 
 rule render_report:
@@ -49,18 +50,18 @@ rule render_report:
         template=repo_file("report/report.tex.j2"),
         bib=repo_file("report/references.bib"),
     output:
-        tex="results/report/report.tex",
-        bib="results/report/references.bib",
+        tex=layout.report_tex(),
+        bib=layout.report_bib(),
     params:
         cfg=config_json,
+        results=subpath(output.tex, ancestor=2),
+        out=subpath(output.tex, parent=True),
     log:
-        "results/logs/report/render_report.log",
+        layout.log("report", "render_report"),
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
-        "ganrepro render --config-json {params.cfg:q} --results results --published {input.published:q}"
-        " --template {input.template:q} --bib {input.bib:q} --out results/report > {log} 2>&1"
+        "ganrepro render --config-json {params.cfg:q} --results {params.results:q} --published {input.published:q}"
+        " --template {input.template:q} --bib {input.bib:q} --out {params.out:q} > {log} 2>&1"
 
 
 rule compile_pdf:
@@ -68,14 +69,12 @@ rule compile_pdf:
         rules.render_report.output,
         rules.tables.output,
         rules.figures.output,
-        tex="results/report/report.tex",
+        tex=layout.report_tex(),
     output:
-        report("results/report/report.pdf", caption=caption("pdf"), category="Report"),
+        report(layout.report_pdf(), caption=caption("pdf"), category="Report"),
     log:
-        "results/logs/report/compile_pdf.log",
+        layout.log("report", "compile_pdf"),
     localrule: True
-    conda:
-        "../../environment.yml"
     shell:
         # Fails with a message saying how to install TeX when latexmk is missing.
         "ganrepro compile --tex {input.tex:q} > {log} 2>&1"
@@ -92,4 +91,4 @@ onsuccess:
     if not HAVE_LATEXMK:
         from ganrepro.report.render import no_tex_message
 
-        logger.warning(no_tex_message(Path("results/report/report.tex")))
+        logger.warning(no_tex_message(Path(layout.report_tex())))

@@ -8,29 +8,29 @@
 # walltime) resumes from that state.
 
 if SEGMENTS:
-    TRAIN_OUTPUT = f"{run_dir()}/snapshot-{{kimg}}.pt"
-    TRAIN_JOB = "{dataset}/{model}/seed{seed}/kimg{kimg}"
+    TRAIN_OUTPUT = layout.snapshot()
+    TRAIN_JOB = layout.train_job(kimg="{kimg}")
 else:
     TRAIN_OUTPUT = snapshot_files()
-    TRAIN_JOB = "{dataset}/{model}/seed{seed}"
+    TRAIN_JOB = layout.train_job()
 
 
 rule train:
     input:
-        manifest="results/datasets/{dataset}/dataset.json",
-        images="results/datasets/{dataset}/images.npy",
+        manifest=layout.manifest(),
+        images=layout.images(),
         previous=previous_snapshot if SEGMENTS else [],
     output:
         TRAIN_OUTPUT,
     params:
         cfg=train_config,
         data=subpath(input.manifest, parent=True),
-        out=run_dir(),
+        out=layout.run_dir(),
         launcher=torch_launcher,
     log:
-        f"results/logs/train/{TRAIN_JOB}.log",
+        layout.log("train", TRAIN_JOB),
     benchmark:
-        f"results/benchmarks/train/{TRAIN_JOB}.tsv"
+        layout.benchmark("train", TRAIN_JOB)
     # One CPU thread per training job, so that on a CPU the runs train side by side: on
     # the 2-core machine of the README two 1-thread jobs finish 1.6x more kimg per second in
     # all than one 2-thread job (small convolutions do not scale across threads). On a GPU
@@ -41,8 +41,6 @@ rule train:
     priority: 10
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "{params.launcher} train --config-json {params.cfg:q} --dataset {wildcards.dataset}"
         " --model {wildcards.model} --seed {wildcards.seed} --data {params.data:q} --out {params.out:q}"
@@ -56,20 +54,18 @@ rule bench_throughput:
     # which share the machine with each other. Two threads: on a small machine it then runs
     # with no other job beside it.
     input:
-        manifest="results/datasets/{dataset}/dataset.json",
-        images="results/datasets/{dataset}/images.npy",
+        manifest=layout.manifest(),
+        images=layout.images(),
     output:
-        "results/throughput/{dataset}.json",
+        layout.throughput(),
     params:
         cfg=throughput_config,
         data=subpath(input.manifest, parent=True),
     log:
-        "results/logs/bench_throughput/{dataset}.log",
+        layout.log("bench_throughput", "{dataset}"),
     threads: 2
     resources:
         gpu=1,
-    conda:
-        "../../environment.yml"
     shell:
         "ganrepro bench throughput --config-json {params.cfg:q} --dataset {wildcards.dataset}"
         " --data {params.data:q} --out {output:q} > {log} 2>&1"

@@ -24,6 +24,7 @@ from ganrepro.checkpoints.kwargs import discriminator_hparams, hparams_from_offi
 from ganrepro.checkpoints.unpickler import CheckpointError, Persistent, TFNetwork, safe_load
 from ganrepro.errors import ConfigError
 from ganrepro.files import sha256_file
+from ganrepro.settings.registry import resolve_hparams
 
 NETWORKS = ("Gs", "G", "D")
 
@@ -121,7 +122,7 @@ def import_checkpoint(path: str | Path, out: str | Path, network: str = "Gs", ex
     if missing or unexpected:
         raise CheckpointError(f"{path}: its {network} does not fill ganrepro's {ckpt['model']} exactly "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    hparams = dataclasses.asdict(models.resolve_hparams(ckpt["model"], **ckpt["hparams"]))
+    hparams = dataclasses.asdict(resolve_hparams(ckpt["model"], **ckpt["hparams"]))
     save = discriminator.save_discriminator if network == "D" else models.save_snapshot
     save(out, net, ckpt["model"], hparams, ckpt["kimg"], source=ckpt["source"])
     return {"model": ckpt["model"], "hparams": hparams, "kimg": ckpt["kimg"], "source": ckpt["source"],

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from ganrepro import config as cfgmod
-from ganrepro.checks import BATCH_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, RESOLUTION_MAX, STEPS_MAX
+from ganrepro import layout
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG, config_json_option, load_config
+from ganrepro.settings import config as cfgmod
+from ganrepro.settings.limits import BATCH_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, RESOLUTION_MAX, STEPS_MAX
+from ganrepro.settings.registry import MODELS, with_role
+
 
 @main.group("bench")
 def bench_group() -> None:
@@ -38,7 +39,7 @@ def bench_data(num_images, resolution, loader_resolution, loader_images, batch_s
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
               default=("default", "paper64"), show_default=True,
               help="default = config/config.yaml at 32 px; paper64 = config/paper.yaml at 64 px.")
-@click.option("--model", "models_", multiple=True, default=("stylegan2", "ganformer-simplex", "ganformer-duplex", "gan"),
+@click.option("--model", "models_", multiple=True, default=tuple(MODELS),
               show_default=True)
 @click.option("--steps", default=3, show_default=True, type=click.IntRange(1, STEPS_MAX))
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto: cuda if present).")
@@ -66,19 +67,16 @@ def bench_train(settings, models_, steps, device, warmup) -> None:
 def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps, out) -> None:
     """Training throughput of every configured model, timed interleaved on one device (the
     measurement the report's attention-cost claim is decided on)."""
-    from ganrepro.bench import throughput
-    from ganrepro.files import atomic_write_text
-
     from ganrepro.data.store import read_manifest
+    from ganrepro.models import check_network_sizes
+    from ganrepro.training.throughput import write_throughput
 
     cfg = load_config(config_path, config_json)
-    data_dir = data_dir or f"results/datasets/{dataset}"
+    data_dir = data_dir or layout.dataset_dir(dataset)
     manifest = read_manifest(data_dir)
-    cfgmod.check_network_sizes(cfg, manifest.name, manifest.resolution, manifest.channels, cfg["models"],
-                               "--config-json" if config_json is not None else config_path)
-    record = throughput(cfg, data_dir, rounds, steps)
-    record["dataset"] = dataset
-    atomic_write_text(out, json.dumps(record, indent=2) + "\n")
+    check_network_sizes(cfg, manifest.name, manifest.resolution, manifest.channels, cfg["models"],
+                        "--config-json" if config_json is not None else config_path)
+    record = write_throughput(cfg, dataset, data_dir, rounds, steps, out)
     for model, m in record["models"].items():
         click.echo(f"{model:<18} {m['img_per_sec']:>8.1f} img/s (median of {rounds} rounds)")
     click.echo(f"wrote {out}")
@@ -87,7 +85,7 @@ def bench_throughput(config_path, config_json, dataset, data_dir, rounds, steps,
 @bench_group.command("metrics")
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
               default=("default", "paper64"), show_default=True, help="Generator setting(s) to time.")
-@click.option("--model", default="stylegan2", show_default=True, help="Generator to sample from.")
+@click.option("--model", default=with_role("baseline"), show_default=True, help="Generator to sample from.")
 @click.option("--images", default=256, show_default=True, type=click.IntRange(1, NUM_GEN_MAX),
               help="Images generated and measured per setting (the fid10k/fid50k times are projected).")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, BATCH_MAX))
@@ -130,11 +128,10 @@ def bench_inception(batch_size, rounds, threads, device) -> None:
 def bench_models(config_path, resolutions, batch_size, steps, device, bf16, channels_last, compile_) -> None:
     """Forward+backward images/s of G and D for every model, and the attention share."""
     from ganrepro.bench import bench_models as run
-
-    from ganrepro.models import MODELS
+    from ganrepro.models import check_network_sizes
 
     cfg = cfgmod.load(config_path)
     for res in resolutions:        # G and D with their gradients: refused before anything is allocated
-        cfgmod.check_network_sizes(cfg, None, res, 3, MODELS, config_path, training=False)
+        check_network_sizes(cfg, None, res, 3, MODELS, config_path, training=False)
     for line in run(cfg, resolutions, batch_size, steps, device, bf16, channels_last, compile_):
         click.echo(line)

@@ -8,6 +8,7 @@ import click
 
 from ganrepro.cli.app import main
 from ganrepro.errors import ConfigError
+from ganrepro.settings.registry import MODELS
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -37,7 +38,7 @@ def download_command(url, out, sha256, size) -> None:
               help="Gs = the EMA generator (what the official metrics measure), G = the trained one, "
                    "D = the discriminator (written as a discriminator file, see ganrepro.checkpoints.discriminator).")
 @click.option("--expect-sha256", help="Refuse the file unless its SHA-256 is this.")
-@click.option("--expect-model", type=click.Choice(["stylegan2", "ganformer-simplex", "ganformer-duplex"]),
+@click.option("--expect-model", type=click.Choice([name for name, entry in MODELS.items() if entry.from_tf]),
               help="Refuse the file unless it imports as this model.")
 def import_checkpoint_command(file, out, network, expect_sha256, expect_model) -> None:
     """Import an official GANformer checkpoint (the released TensorFlow pickles, or a

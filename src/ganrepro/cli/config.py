@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 import yaml
 
-from ganrepro import config as cfgmod
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG
+from ganrepro.settings import config as cfgmod
+
 
 @main.group("config")
 def config_group() -> None:

@@ -5,55 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
-from ganrepro import config as cfgmod
-from ganrepro.checks import NUM_IMAGES_MAX, WORKERS_MAX
+from ganrepro import layout
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG
 from ganrepro.errors import ConfigError
+from ganrepro.settings import config as cfgmod
+from ganrepro.settings.limits import NUM_IMAGES_MAX, WORKERS_MAX
+
 
 @main.group("data")
 def data_group() -> None:
     """Prepare and inspect datasets."""
-
-
-def _parse_sets(pairs: tuple[str, ...]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set resolution=64")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--set {pair!r}: its value is not valid YAML ({' '.join(str(err).split())})") from None
-    return out
-
-
-def dataset_spec(name: str, config_path: str | None, spec_json: str | None,
-                 sets: tuple[str, ...]) -> tuple[dict, str]:
-    """The resolved spec of dataset `name` and the cache dir, from --spec or a config."""
-    overrides = _parse_sets(sets)
-    if spec_json is not None:
-        raw = cfgmod.parse_json(spec_json, "--spec")
-        if not isinstance(raw, dict):
-            raise ConfigError(f"--spec must be a JSON object such as '{{\"source\": \"shapes\"}}' (got {spec_json})")
-        return cfgmod.resolve_dataset(name, {**raw, **overrides}), cfgmod.default("cache_dir")
-    path = config_path or DEFAULT_CONFIG
-    # Without --config, a missing default config is fine for a bare source name.
-    cfg = None if config_path is None and not Path(path).exists() else cfgmod.load(path)
-    defined = cfg["datasets"] if cfg else {}
-    if name in defined:
-        raw = defined[name]
-    elif name in cfgmod.source_names():
-        raw = {"source": name}
-    else:
-        where = f"defined in {path} (it defines: {', '.join(defined)})" if cfg else f"defined ({path} does not exist)"
-        raise ConfigError(f"dataset {name!r} is neither {where} nor a source name "
-                          f"({', '.join(cfgmod.source_names())})")
-    cache_dir = cfg["cache_dir"] if cfg else cfgmod.default("cache_dir")
-    return cfgmod.resolve_dataset(name, {**raw, **overrides}), cache_dir
 
 
 @data_group.command("prepare")
@@ -75,11 +38,12 @@ def data_prepare(name, config_path, spec_json, sets, out, cache_dir, workers, pn
 
     if spec_json is not None and config_path is not None:
         raise ConfigError("give either --spec or --config, not both")
-    spec, default_cache = dataset_spec(name, config_path, spec_json, sets)
-    manifest = data.prepare(name, spec, out or f"results/datasets/{name}",
+    spec, default_cache = cfgmod.dataset_entry(name, config_path, spec_json, sets, DEFAULT_CONFIG)
+    out = out or layout.dataset_dir(name)
+    manifest = data.prepare(name, spec, out,
                             cache_dir=cache_dir or default_cache, workers=workers, png=png)
     click.echo(f"{name}: {manifest.count} images, {manifest.resolution}x{manifest.resolution}x"
-               f"{manifest.channels}, {len(manifest.skipped)} skipped -> {out or f'results/datasets/{name}'}")
+               f"{manifest.channels}, {len(manifest.skipped)} skipped -> {out}")
 
 
 @data_group.command("export-png")

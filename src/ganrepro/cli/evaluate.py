@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import click
 
-from ganrepro.checks import BATCH_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, REPEATS_MAX, SEED_MAX
+from ganrepro import layout, protocol
 from ganrepro.cli.app import main
-from ganrepro.cli.options import PSI, SEED
+from ganrepro.cli.options import PSI, SEED, load_config
 from ganrepro.errors import ConfigError
+from ganrepro.settings.limits import BATCH_MAX, KIMG_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, REPEATS_MAX, SEED_MAX
+
 
 def _counts(value: str) -> list[int]:
     try:
@@ -68,6 +71,43 @@ def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: boo
     return Featurizer(extractor, fid_mode, probabilities=probabilities and extractor.logits)
 
 
+# The options that say how to measure: each sets the EvaluationPlan field of its name.
+PLAN_OPTIONS = tuple(field.name for field in dataclasses.fields(protocol.EvaluationPlan))
+
+
+def snapshot_meta(snapshot: str) -> dict:
+    """The metadata of a snapshot (its kimg; `source` where it was imported)."""
+    from ganrepro.models import load_snapshot
+
+    return load_snapshot(snapshot, "cpu")[1]
+
+
+def _stage(cfg: dict, snapshot: str, kimg: int | None, last_kimg: int | None) -> str:
+    """Which snapshot the config's plan is for: a released checkpoint (an imported snapshot
+    names its source), else the last checkpoint when its kimg (--kimg, else the snapshot's)
+    is the last one (--last-kimg, else the config's), else an earlier checkpoint."""
+    if kimg is None:
+        meta = snapshot_meta(snapshot)
+        if meta.get("source"):
+            return protocol.RELEASED
+        kimg = meta["kimg"]
+    return protocol.stage_of(kimg, cfg["kimg"][-1] if last_kimg is None else last_kimg)
+
+
+def evaluation_plan(options: dict, explicit: set[str], cfg: dict | None, snapshot: str, kimg: int | None = None,
+                    last_kimg: int | None = None) -> protocol.EvaluationPlan:
+    """What `ganrepro evaluate` measures: the config's plan for this snapshot
+    (protocol.plan), with the options given on the command line (`explicit`) over it;
+    without a config, the options and their defaults."""
+    given = {"names": tuple(m.strip() for m in options["names"].split(",") if m.strip()),
+             "num_gen": tuple(_counts(options["num_gen"])),
+             **{k: options[k] for k in PLAN_OPTIONS if k not in ("names", "num_gen")}}
+    if cfg is None:
+        return protocol.EvaluationPlan(**given)
+    plan = protocol.plan(cfg["metrics"], _stage(cfg, snapshot, kimg, last_kimg))
+    return dataclasses.replace(plan, **{k: given[k] for k in explicit if k in PLAN_OPTIONS})
+
+
 @main.command("evaluate")
 @click.option("--snapshot", required=True, type=click.Path(dir_okay=False), help="snapshot-KIMG.pt to measure.")
 @click.option("--dataset", required=True, help="Dataset name (its prepared folder is results/datasets/NAME).")
@@ -88,27 +128,44 @@ def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: boo
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Metrics JSON [default: results/metrics/DATASET/MODEL/kimgKIMG.json].")
 @_metric_options
-def evaluate_command(snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, psi, out,
-                     num_real, fid_mode, batch_size, weights_dir, device, extractor) -> None:
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Measure as the pipeline does under this config (its metrics section and last kimg); "
+                   "the options given here override it [default: the options alone].")
+@click.option("--config-json", help="The config as JSON instead of --config (what Snakemake passes).")
+@click.option("--kimg", type=click.IntRange(0, KIMG_MAX),
+              help="The snapshot's kimg, for the config's plan [default: read from the snapshot].")
+@click.option("--last-kimg", type=click.IntRange(0, KIMG_MAX),
+              help="The run's last kimg, measured at final_num_gen and under `repeats` seeds "
+                   "[default: the config's last kimg].")
+@click.pass_context
+def evaluate_command(ctx, snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, psi,
+                     out, num_real, fid_mode, batch_size, weights_dir, device, extractor, config_path, config_json,
+                     kimg, last_kimg) -> None:
     """Measure one snapshot: FID/KID (clean-fid), Precision/Recall (k=3), IS where possible."""
     from ganrepro import devices
     from ganrepro.metrics import Options, evaluate, write_json
-    from ganrepro.metrics.stats import default_path, parse_num_real
+    from ganrepro.metrics.stats import parse_num_real
 
-    if seed + repeats - 1 > SEED_MAX:
-        raise ConfigError(f"--seed {seed} --repeats {repeats} reaches seed {seed + repeats - 1}; seeds go up "
-                          f"to {SEED_MAX}")
-    opts = Options(metrics=[m.strip() for m in names.split(",") if m.strip()], num_gen=_counts(num_gen),
-                   num_real=parse_num_real(num_real), seed=seed, repeats=repeats, fid_mode=fid_mode,
-                   batch_size=batch_size, device=str(devices.resolve(device)), weights_dir=weights_dir,
-                   save_images=save_images, psi=psi, extractor=extractor)
-    data_dir = data_dir or f"results/datasets/{dataset}"
-    stats_path = stats_path or default_path("results/stats", dataset, fid_mode, opts.num_real)
+    if config_json is not None and config_path is not None:
+        raise ConfigError("give either --config-json or --config, not both")
+    cfg = load_config(config_path, config_json) if config_json is not None or config_path is not None else None
+    explicit = {name for name in PLAN_OPTIONS
+                if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    plan = evaluation_plan(ctx.params, explicit, cfg, snapshot, kimg, last_kimg)
+    if plan.seed + plan.repeats - 1 > SEED_MAX:
+        raise ConfigError(f"--seed {plan.seed} --repeats {plan.repeats} reaches seed {plan.seed + plan.repeats - 1}; "
+                          f"seeds go up to {SEED_MAX}")
+    opts = Options(metrics=list(plan.names), num_gen=list(plan.num_gen), num_real=parse_num_real(plan.num_real),
+                   seed=plan.seed, repeats=plan.repeats, fid_mode=plan.fid_mode, batch_size=plan.batch_size,
+                   device=str(devices.resolve(plan.device)), weights_dir=plan.weights_dir, save_images=save_images,
+                   psi=psi, extractor=plan.extractor)
+    data_dir = data_dir or layout.dataset_dir(dataset)
+    stats_path = stats_path or layout.stats(dataset, plan.fid_mode, opts.num_real)
     record = evaluate(snapshot, data_dir, stats_path, opts)
     if out is None:                      # a run folder results/runs/D/M/seedS/ keeps its seed folder
         run = Path(snapshot).parent.name
-        seed_dir = f"{run}/" if re.fullmatch(r"seed\d+", run) else ""
-        out = f"results/metrics/{dataset}/{record['model']}/{seed_dir}kimg{record['kimg']:06d}.json"
+        run_seed = run[len("seed"):] if re.fullmatch(r"seed\d+", run) else None
+        out = layout.metrics(dataset, record["model"], run_seed, record["kimg"])
     write_json(record, out)
     values = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record["metrics"].items())
     click.echo(f"{out}: {values} ({record['seconds']:.0f} s)")

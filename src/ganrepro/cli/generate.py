@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
-from ganrepro.checks import BATCH_MAX, FRAMES_MAX
 from ganrepro.cli.app import main
 from ganrepro.cli.options import PSI, check_writable_parent, writable_folder
 from ganrepro.errors import ConfigError
+from ganrepro.settings.limits import BATCH_MAX, FRAMES_MAX
+
 
 DEFAULT_FRAMES = 8             # frames of an --interpolate walk
 

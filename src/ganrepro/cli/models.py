@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ganrepro import config as cfgmod
-from ganrepro.checks import RESOLUTION_MAX
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG
 from ganrepro.errors import ConfigError
+from ganrepro.settings import config as cfgmod
+from ganrepro.settings.limits import RESOLUTION_MAX
+from ganrepro.settings.registry import MODELS
+from ganrepro.settings.run import effective_run
+
 
 @main.group("models")
 def models_group() -> None:
@@ -27,21 +30,20 @@ def models_params(config_path, resolutions, defaults, dataset) -> None:
     PyTorch's meta device: no weights are allocated)."""
     import torch
 
-    from ganrepro import models, presets
+    from ganrepro import models
 
-    cfg = original = cfgmod.load(config_path)
-    if dataset is not None:
-        if dataset not in cfg["datasets"]:
-            raise ConfigError(f"--dataset {dataset!r} is not in {config_path}; allowed: {', '.join(cfg['datasets'])}")
-        cfg = presets.for_dataset(cfg, dataset)
+    cfg = cfgmod.load(config_path)
+    if dataset is not None and dataset not in cfg["datasets"]:
+        raise ConfigError(f"--dataset {dataset!r} is not in {config_path}; allowed: {', '.join(cfg['datasets'])}")
     for res in resolutions:          # a network the machine could not train is refused, naming its keys
-        cfgmod.check_network_sizes(original, dataset, res, 3, models.MODELS, config_path)
+        models.check_network_sizes(cfg, dataset, res, 3, MODELS, config_path)
     where = f"{config_path}, dataset {dataset}" if dataset else config_path
     click.echo(f"{'model':<18} {'res':>5} {'G params':>12} {'D params':>12}   (hparams from {where})")
     for res in resolutions:
-        for name in models.MODELS:
+        for name in MODELS:
+            run = effective_run(cfg, dataset, name, resolution=res, channels=3)
             with torch.device("meta"):
-                net = models.build(name, **models.configured_hparams(cfg, name, res))
+                net = models.build(name, **run.hparams)
             click.echo(f"{name:<18} {res:>5} {models.count_parameters(net.G):>12,} "
                        f"{models.count_parameters(net.D):>12,}")
             if defaults:

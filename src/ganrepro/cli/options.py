@@ -9,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from ganrepro import config as cfgmod
-from ganrepro.checks import SEED_MAX
 from ganrepro.errors import ConfigError
+from ganrepro.settings import config as cfgmod
+from ganrepro.settings.limits import SEED_MAX
+
 
 DEFAULT_CONFIG = "config/config.yaml"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ganrepro import layout
 from ganrepro.cli.app import main
 from ganrepro.cli.options import DEFAULT_CONFIG
 from ganrepro.errors import ConfigError
@@ -20,7 +21,7 @@ DEFAULT_PUBLISHED = "config/published.yaml"
 
 
 def load_config(config_json: str | None, config_path: str | None) -> dict:
-    from ganrepro import config as cfgmod
+    from ganrepro.settings import config as cfgmod
 
     if config_json is not None and config_path is not None:
         raise ConfigError("give either --config-json or --config, not both")
@@ -34,7 +35,7 @@ def config_options(f):
     @click.option("--config-json", help="The resolved config as JSON (Snakemake passes this).")
     @click.option("--config", "config_path", type=click.Path(dir_okay=False),
                   help=f"Config file instead of --config-json [default: {DEFAULT_CONFIG}].")
-    @click.option("--results", "results_dir", default="results", show_default=True,
+    @click.option("--results", "results_dir", default=layout.ROOT, show_default=True,
                   type=click.Path(file_okay=False), help="The pipeline's results folder.")
     @functools.wraps(f)
     def wrapper(config_json, config_path, results_dir, **kwargs):
@@ -60,7 +61,7 @@ def tables_command(results, published, out) -> None:
     """Tables (CSV + LaTeX) and the claims check from the metrics, runs and datasets."""
     from ganrepro.report.tables import write_tables
 
-    out = Path(out or results.root / "tables")
+    out = Path(out or layout.tables_dir(str(results.root)))
     paths = write_tables(results, _published(published), out)
     click.echo(f"wrote {len(paths)} table files and claims.json to {out}")
 
@@ -72,7 +73,7 @@ def figures_command(results, out) -> None:
     """FID curves, losses, sample grids across checkpoints and attention maps (PDF + PNG)."""
     from ganrepro.report.figures import write_figures
 
-    out = Path(out or results.root / "figures")
+    out = Path(out or layout.figures_dir(str(results.root)))
     write_figures(results, out)
     click.echo(f"wrote the figures to {out}")
 
@@ -91,9 +92,9 @@ def render_command(results, published, template, bib, tables_dir, figures_dir, o
     """Render the LaTeX report from the tables, figures and published figures."""
     from ganrepro.report import render
 
-    root = results.root
-    tex = render.render(results, _published(published), template, bib, tables_dir or root / "tables",
-                        figures_dir or root / "figures", out or root / "report")
+    root = str(results.root)
+    tex = render.render(results, _published(published), template, bib, tables_dir or Path(layout.tables_dir(root)),
+                        figures_dir or Path(layout.figures_dir(root)), out or Path(layout.report_dir(root)))
     click.echo(f"wrote {tex}")
     if pdf:
         if render.have_latexmk():
@@ -103,7 +104,7 @@ def render_command(results, published, template, bib, tables_dir, figures_dir, o
 
 
 @main.command("compile")
-@click.option("--tex", default="results/report/report.tex", show_default=True, type=click.Path(dir_okay=False),
+@click.option("--tex", default=layout.report_tex(), show_default=True, type=click.Path(dir_okay=False),
               help="The rendered report.")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(1), help="Seconds latexmk may take.")
 def compile_command(tex, timeout) -> None:

@@ -30,6 +30,7 @@ from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
 from ganrepro.progress import logged
+from ganrepro.protocol import count_suffix
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,6 @@ NAMES = ("fid", "kid", "pr", "is")
 LATENT_BLOCK = 1000
 PR_FEATURES = ("Inception-v3 pool features (2048-d), as in the ADM evaluation suite; "
                "the paper used VGG16 features")
-
-
-def count_suffix(n: int) -> str:
-    """StyleGAN naming: 10000 -> '10k', 50000 -> '50k', 500 -> '500'."""
-    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
 
 
 @dataclass

@@ -36,8 +36,11 @@ class Featurizer:
         self.resize = build_resizer(mode) if mode == "clean" else None
         self.pool = ThreadPoolExecutor(max_workers=max(1, min(16, os.cpu_count() or 1)))
 
-    def _prepare(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 [N, H, W, C] -> float32 [N, 3, S, S] in [0, 255] (S = 299 in clean mode)."""
+    def prepare(self, images: np.ndarray) -> torch.Tensor:
+        """The extractor's input for a batch: uint8 [N, H, W, C] -> float32 [N, 3, S, S] in
+        [0, 255], grey repeated to three channels, resized to S = 299 in clean mode (the
+        network resizes inside in legacy_tensorflow mode). Calling the Featurizer does this
+        first; the benchmarks time it apart from the network."""
         if images.shape[-1] == 1:                                      # grey: the same channel thrice
             images = np.repeat(images, 3, axis=-1)
         if self.resize is None:
@@ -46,7 +49,7 @@ class Featurizer:
         return torch.from_numpy(np.stack(resized).transpose(0, 3, 1, 2).copy())
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        x = self._prepare(images)
+        x = self.prepare(images)
         if self.mode == "clean":
             feats = self.extractor(x)
         else:

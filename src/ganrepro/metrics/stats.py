@@ -67,10 +67,6 @@ def cache_key(manifest: store.Manifest, num_real: int | None, mode: str, extract
             "fid_mode": mode, "extractor_sha256": extractor_sha256, "extractor": extractor}
 
 
-def default_path(stats_dir: str | Path, dataset: str, mode: str, num_real: int | None) -> Path:
-    return Path(stats_dir) / dataset / f"{mode}-real{'all' if num_real is None else num_real}.npz"
-
-
 def read(path: Path) -> RealStats | None:
     """The cached statistics in `path`, or None when there are none or they are unreadable."""
     try:

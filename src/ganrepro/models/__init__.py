@@ -1,14 +1,15 @@
-"""Model registry and snapshots.
+"""Networks and snapshots of the registered models.
 
 `build(name, **hparams)` makes a generator and a discriminator from a plain dict of
-hyper-parameters; a snapshot stores that dict, the model name and the EMA generator's
-state_dict (never pickled code), so `load_snapshot` rebuilds the generator from this
-package's own classes.
+hyper-parameters, with the classes the settings registry names for `name`; a snapshot
+stores that dict, the model name and the EMA generator's state_dict (never pickled code),
+so `load_snapshot` rebuilds the generator from this package's own classes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import pickle
 import warnings
 from dataclasses import dataclass
@@ -20,37 +21,27 @@ from torch import nn
 
 from ganrepro import __version__
 from ganrepro.errors import ConfigError
-from ganrepro.models import ganformer
-from ganrepro.models.attention import DUPLEX_KEYS, INTEGRATIONS
-from ganrepro.models.gan import DCGANGenerator, GANConfig
-from ganrepro.models.stylegan2 import Discriminator, Generator, StyleGAN2Config
+from ganrepro.settings import presets
+from ganrepro.settings.registry import MODELS, resolve_hparams
+from ganrepro.settings.run import configured_hparams
 
 # 2: the networks compute the official code's functions (conv_last, official mapping and
 # attention); snapshots of format 1 hold other modules and do not load.
 SNAPSHOT_FORMAT = "ganrepro-snapshot-2"
 
 
-def _plain_discriminator(cfg) -> Discriminator:
-    return Discriminator(cfg.resolution, cfg.channels, cfg.channel_base, cfg.channel_max, cfg.mbstd_group)
+def _network(reference: str) -> Callable[[Any], nn.Module]:
+    """The callable a registry reference "module:name" names."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    config: type                       # dataclass of hyper-parameters (fields = allowed keys)
-    generator: Callable[[Any], nn.Module]
-    discriminator: Callable[[Any], nn.Module]
+def _generator(name: str, cfg: Any) -> nn.Module:
+    return _network(MODELS[name].generator)(cfg)
 
 
-# One entry per model name; the config schema's `models` enum lists the same names.
-MODELS: dict[str, ModelSpec] = {
-    "stylegan2": ModelSpec(StyleGAN2Config, Generator, _plain_discriminator),
-    "ganformer-simplex": ModelSpec(ganformer.GANformerConfig, ganformer.simplex, ganformer.ganformer_discriminator),
-    "ganformer-duplex": ModelSpec(ganformer.GANformerConfig, ganformer.duplex, ganformer.ganformer_discriminator),
-    "gan": ModelSpec(GANConfig, DCGANGenerator, _plain_discriminator),
-}
-
-_CHOICES = {"architecture": ("resnet", "skip"), "integration": INTEGRATIONS,
-            "duplex_keys": DUPLEX_KEYS}
+def _discriminator(name: str, cfg: Any) -> nn.Module:
+    return _network(MODELS[name].discriminator)(cfg)
 
 
 @dataclass
@@ -61,47 +52,20 @@ class Networks:
     D: nn.Module
 
 
-def resolve_hparams(name: str, **hparams) -> Any:
-    """The model's config dataclass from `hparams`; a clear error for anything wrong."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; allowed: {', '.join(MODELS)}")
-    cls = MODELS[name].config
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(hparams) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown hyper-parameter(s) for {name}: {', '.join(unknown)}; "
-                          f"allowed: {', '.join(fields)}")
-    defaults = cls()
-    for key, value in hparams.items():
-        want = type(getattr(defaults, key))
-        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            ok = True
-        if not ok:
-            raise ConfigError(f"hyper-parameter {name}.{key} must be {want.__name__} (got {value!r})")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise ConfigError(f"hyper-parameter {name}.{key} is {value!r}; allowed: {', '.join(_CHOICES[key])}")
-    cfg = cls(**{k: float(v) if type(getattr(defaults, k)) is float else v for k, v in hparams.items()})
-    res = cfg.resolution
-    if res < 8 or res & (res - 1):
-        raise ConfigError(f"hyper-parameter {name}.resolution must be a power of two >= 8 (got {res})")
-    return cfg
-
-
 def build_generator(name: str, **hparams) -> nn.Module:
     cfg = resolve_hparams(name, **hparams)
     try:
-        return MODELS[name].generator(cfg)
+        return _generator(name, cfg)
     except ValueError as err:
         raise ConfigError(f"cannot build {name}: {err}") from None
 
 
 def build(name: str, **hparams) -> Networks:
-    """Generator and discriminator of model `name` (stylegan2, ganformer-simplex,
-    ganformer-duplex, gan) from plain hyper-parameters."""
+    """Generator and discriminator of model `name` (a name of the settings registry) from
+    plain hyper-parameters."""
     cfg = resolve_hparams(name, **hparams)
     try:
-        G, D = MODELS[name].generator(cfg), MODELS[name].discriminator(cfg)
+        G, D = _generator(name, cfg), _discriminator(name, cfg)
     except ValueError as err:
         raise ConfigError(f"cannot build {name}: {err}") from None
     return Networks(name, dataclasses.asdict(cfg), G, D)
@@ -118,7 +82,7 @@ def expected_state(name: str, **hparams) -> dict[str, tuple[int, ...]]:
     cfg = resolve_hparams(name, **hparams)
     try:
         with torch.device("meta"):
-            G = MODELS[name].generator(cfg)
+            G = _generator(name, cfg)
     except ValueError as err:
         raise ConfigError(f"cannot build {name}: {err}") from None
     return {k: tuple(v.shape) for k, v in G.state_dict().items()}
@@ -130,10 +94,10 @@ def network_bytes(name: str, *, training: bool = False, **hparams) -> int:
     cfg = resolve_hparams(name, **hparams)
     try:
         with torch.device("meta"):
-            G = MODELS[name].generator(cfg)
+            G = _generator(name, cfg)
             count = sum(v.numel() for v in G.state_dict().values())
             if training:
-                D = MODELS[name].discriminator(cfg)
+                D = _discriminator(name, cfg)
                 count = TRAINING_COPIES * (count + sum(p.numel() for p in D.parameters()))
     except ValueError as err:
         raise ConfigError(f"cannot build {name}: {err}") from None
@@ -160,9 +124,26 @@ def check_network_size(name: str, hparams: dict[str, Any], where: str, *, traini
     return need
 
 
-def configured_hparams(cfg: dict, name: str, resolution: int, channels: int = 3) -> dict[str, Any]:
-    """The hyper-parameters a resolved config asks for `name` at a dataset's size."""
-    return {**cfg.get("hparams", {}).get(name, {}), "resolution": resolution, "channels": channels}
+def check_network_sizes(cfg: dict[str, Any], dataset: str | None, resolution: int, channels: int,
+                        model_names, origin: str | None = None, *, training: bool = True) -> None:
+    """Refuse, before anything is allocated, a network that the resolved config `cfg` asks
+    for on `dataset` (its preset and overrides applied; None = the top-level hparams) at
+    `resolution` x `channels` and that would not fit in this machine's memory (training: G,
+    D and their optimizer state), naming the config keys that set it.
+
+    This is done by the commands that build networks (train, models params, bench), not by
+    the config's validation: a config is validated on whatever machine runs Snakemake or
+    `config show`, while the memory that matters is that of the machine that trains."""
+    entry = (cfg.get("datasets", {}).get(dataset) or {}) if dataset is not None else {}
+    own_cfg = presets.for_dataset(cfg, dataset)
+    preset_hp = presets.PRESETS[presets.preset_of(entry)]["hparams"] if entry else {}
+    for model in model_names:
+        own = model in (entry.get("hparams") or {}) or model in preset_hp
+        key = f"datasets.{dataset}.hparams.{model}" if own else f"hparams.{model}"
+        at = f"dataset '{dataset}' at {resolution} px" if dataset is not None else f"{resolution} px"
+        where = f"config key '{key}' ({at})"
+        check_network_size(model, configured_hparams(own_cfg, model, resolution, channels),
+                           f"{origin}: {where}" if origin else where, training=training)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -33,9 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganrepro.models.layers import EqualLinear
-
-INTEGRATIONS = ("add", "mul", "both")
-DUPLEX_KEYS = ("kmeans", "centroids")
+from ganrepro.settings.hparams import DUPLEX_KEYS, INTEGRATIONS
 
 
 def sinusoidal_grid(resolution: int, dim: int) -> torch.Tensor:

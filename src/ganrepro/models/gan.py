@@ -4,22 +4,11 @@ discriminator as the other models so that only the generator differs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-from ganrepro.models.layers import channels_at, log2_int
-
-
-@dataclass
-class GANConfig:
-    resolution: int = 64            # output side length in pixels (a power of two >= 8)
-    channels: int = 3               # image channels
-    z_dim: int = 128                # latent size
-    channel_base: int = 32768       # channels at resolution r: min(channel_base // r, channel_max) (official)
-    channel_max: int = 512
-    mbstd_group: int = 4            # minibatch-std group size in the discriminator
+from ganrepro.models.layers import log2_int
+from ganrepro.settings.hparams import GANConfig, channels_at
 
 
 class DCGANGenerator(nn.Module):

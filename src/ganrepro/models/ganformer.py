@@ -12,7 +12,6 @@ attention layer at start_res..end_res reads. One trained table of latent positio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 
 import torch
@@ -20,29 +19,8 @@ from torch import nn
 
 from ganrepro.models.attention import BipartiteAttention, LatentSelfAttention
 from ganrepro.models.layers import MappingNetwork, normalize_latent
-from ganrepro.models.stylegan2 import Discriminator, Generator, StyleGAN2Config
-
-
-@dataclass
-class GANformerConfig(StyleGAN2Config):
-    z_dim: int = 32                 # size of each latent component (the official 512 / 16)
-    w_dim: int = 32
-    mapping_residual: bool = True   # official --mapping-resnet
-    mapping_ltnt2ltnt: bool = True  # self-attention among the local latents in the mapping (official; CLEVR: off)
-    style: bool = True              # global style modulation of the convs (official; CLEVR preset: off)
-    architecture: str = "resnet"    # official --ganformer-default generator
-    components: int = 16            # k local latent components (plus 1 global)
-    heads: int = 1                  # attention heads
-    attention_dropout: float = 0.12 # official: two dropouts of half this (single weights, whole latents)
-    integration: str = "mul"        # "mul" (official default), "add"; "both" = the paper's eq. 6 reading
-    start_res: int = 4              # attention at resolutions start_res..end_res (inclusive)
-    end_res: int = 128              # (official: every resolution below 256)
-    duplex_keys: str = "kmeans"     # "kmeans" (official --ganformer-default); "centroids" = the paper's eq. 8 reading
-    kmeans_iters: int = 1           # k-means rounds per layer (official default 1)
-    pos_dim: int = 0                # sinusoidal image-grid features; 0 = w_dim (official)
-    d_attention: bool = False       # attention in the discriminator too (not in the official code)
-    normalize_global: bool = True   # RMS-normalize the global z (official PyTorch; the TF code, hence the
-                                    # released TF checkpoints as the official loader reads them, did not)
+from ganrepro.models.stylegan2 import Discriminator, Generator
+from ganrepro.settings.hparams import GANformerConfig
 
 
 def _attention_factory(cfg: GANformerConfig, kind: str, latent_pos: bool = True):

@@ -22,11 +22,6 @@ def lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2) * SQRT2
 
 
-def channels_at(resolution: int, channel_base: int, channel_max: int) -> int:
-    """StyleGAN2's channel schedule: channel_base / resolution, capped at channel_max."""
-    return max(1, min(channel_base // resolution, channel_max))
-
-
 def log2_int(resolution: int) -> int:
     assert resolution >= 4 and resolution & (resolution - 1) == 0, resolution
     return int(math.log2(resolution))

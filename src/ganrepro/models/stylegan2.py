@@ -12,7 +12,6 @@ indexing; it only matters for the skip architecture and for style mixing).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -20,23 +19,8 @@ from torch import nn
 
 from ganrepro.models.layers import (
     SQRT2, EqualConv2d, EqualLinear, MappingNetwork, MinibatchStd, ModulatedConv2d,
-    NoiseInjection, ToRGB, channels_at, log2_int, lrelu, normalize_latent, upsample2d)
-
-
-@dataclass
-class StyleGAN2Config:
-    resolution: int = 64            # output side length in pixels (a power of two >= 8)
-    channels: int = 3               # image channels
-    z_dim: int = 512                # input latent size
-    w_dim: int = 512                # intermediate latent (style) size
-    mapping_layers: int = 8         # mapping FC layers before its output FC (official num_layers)
-    mapping_lr_mul: float = 0.01    # learning-rate multiplier of the mapping network
-    mapping_residual: bool = False  # residual mapping blocks (official --mapping-resnet, GANformer's)
-    channel_base: int = 32768       # channels at resolution r: min(channel_base // r, channel_max) (official)
-    channel_max: int = 512
-    architecture: str = "skip"      # generator: "skip" (official StyleGAN2 baseline) or "resnet" (D is resnet)
-    mbstd_group: int = 4            # minibatch-std group size in the discriminator
-    w_avg_beta: float = 0.995       # decay of the tracked w average (for truncation)
+    NoiseInjection, ToRGB, log2_int, lrelu, normalize_latent, upsample2d)
+from ganrepro.settings.hparams import StyleGAN2Config, channels_at
 
 
 def mix_styles(ws: torch.Tensor, other: torch.Tensor, start: int, stop: int | None = None) -> torch.Tensor:
@@ -248,3 +232,8 @@ class Discriminator(nn.Module):
             x = block(x, self.latents)
         x = self.conv(self.mbstd(x))
         return self.out(self.fc(x.flatten(1))).squeeze(1)
+
+
+def plain_discriminator(cfg: StyleGAN2Config) -> Discriminator:
+    """The discriminator without attention of a model's hyper-parameters (StyleGAN2's and the GAN's)."""
+    return Discriminator(cfg.resolution, cfg.channels, cfg.channel_base, cfg.channel_max, cfg.mbstd_group)

@@ -15,6 +15,8 @@ the file names below when the DAG is built.
 
 from __future__ import annotations
 
+from ganrepro.settings.registry import has_attention
+
 # Tables written by `ganrepro tables`, each as results/tables/{name}.csv and {name}.tex.
 TABLES = ("table1", "metrics", "noise", "throughput", "hparams", "departures", "datasets", "compute", "environment",
           "published_fid50k", "pretrained", "claims")
@@ -28,6 +30,6 @@ def figure_files(datasets: list[str], models: list[str]) -> list[str]:
     """Every file `ganrepro figures` writes, relative to the figures folder."""
     out = [f"{kind}_{d}.{ext}" for d in datasets for kind in ("fid", "losses") for ext in ("pdf", "png")]
     out += [f"samples_{d}_{m}.{ext}" for d in datasets for m in models for ext in ("pdf", "png")]
-    out += [f"attention_{d}_{m}.{ext}" for d in datasets for m in models if m.startswith("ganformer")
+    out += [f"attention_{d}_{m}.{ext}" for d in datasets for m in models if has_attention(m)
             for ext in ("pdf", "png")]
     return out + [FIGURES_INDEX]

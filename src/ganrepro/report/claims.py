@@ -25,14 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from ganrepro.files import atomic_write_text
+from ganrepro.protocol import count_suffix
 from ganrepro.report import statistics as st
-from ganrepro.report.inputs import Measurement, Results, Unavailable, count_suffix, model_label
+from ganrepro.report.inputs import Measurement, Results, Unavailable
+from ganrepro.settings.registry import model_label, with_role
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_TESTED = st.SUPPORTED, st.NOT_SUPPORTED, st.INCONCLUSIVE, "not tested"
 # Our reading of "attention at O(n k) is affordable": a GANformer keeps at least this
 # fraction of StyleGAN2's training throughput on the same device.
 AFFORDABLE_RATIO = 0.5
-BASE, SIMPLEX, DUPLEX = "stylegan2", "ganformer-simplex", "ganformer-duplex"
+BASE, SIMPLEX, DUPLEX = (with_role(role) for role in ("baseline", "simplex", "duplex"))
 
 
 @dataclass

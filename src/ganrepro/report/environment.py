@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 
 from ganrepro import machine
-from ganrepro.report.inputs import Results, median, model_label
-
-DASH = "–"
+from ganrepro.report.inputs import Results, median
+from ganrepro.report.latex import DASH, Notes, Table, show
+from ganrepro.settings.registry import model_label, with_role
 
 
 def git_commit(where: str | Path = Path(__file__).parent) -> str:
@@ -47,7 +47,7 @@ def run_settings(results: Results) -> tuple[str, dict[str, dict[str, Any]], list
     for the hyper-parameter table: the effective values a run recorded in its
     training_options.json, of a GANformer model (duplex first) when one is configured, else
     of the first model."""
-    preferred = [m for m in ("ganformer-duplex", "ganformer-simplex") if m in results.models] or results.models
+    preferred = [m for m in map(with_role, ("duplex", "simplex")) if m in results.models] or results.models
     model = preferred[0]
     devices = sorted({d for ds in results.datasets for m in results.models for s in results.seeds
                       if (d := run_device(results.options(ds, m, s)))})
@@ -67,9 +67,6 @@ def hms(seconds: float | None) -> str:
 
 
 def compute_table(results: Results):
-    from ganrepro.report.latex import Notes
-    from ganrepro.report.tables import Table, show
-
     rows, shown = [], []
     for d, model, seed in ((d, m, s) for d in results.datasets for m in results.models for s in results.seeds):
         ticks = results.stats(d, model, seed)
@@ -137,9 +134,6 @@ def environment(results: Results) -> dict[str, Any]:
 
 
 def environment_table(results: Results):
-    from ganrepro.report.latex import Notes
-    from ganrepro.report.tables import Table
-
     env = environment(results)
     ext = env["extractor"] or {}
     rows = [("git commit (report)", env["git_commit"]),

@@ -26,14 +26,15 @@ from PIL import Image  # noqa: E402
 
 from ganrepro.files import atomic_write, atomic_write_text  # noqa: E402
 from ganrepro.images import save_png  # noqa: E402
+from ganrepro.protocol import count_suffix  # noqa: E402
 from ganrepro.report import FIGURES_INDEX  # noqa: E402
-from ganrepro.report.inputs import Results, ReportError, count_suffix, model_label  # noqa: E402
+from ganrepro.report.inputs import Results, ReportError  # noqa: E402
+from ganrepro.settings.registry import MODELS, has_attention, model_label  # noqa: E402
 
 log = logging.getLogger(__name__)
 PDF_META = {"CreationDate": None, "Producer": None, "Creator": None}
 PNG_META = {"Software": None}
-STYLE = {"stylegan2": ("tab:gray", "o"), "ganformer-simplex": ("tab:blue", "s"),
-         "ganformer-duplex": ("tab:red", "D"), "gan": ("tab:green", "^")}
+STYLE = {name: (entry.color, entry.marker) for name, entry in MODELS.items()}
 
 
 def _save(fig, out: Path, stem: str, dpi: int = 150) -> list[Path]:
@@ -181,7 +182,7 @@ def write_figures(results: Results, out: str | Path) -> dict[str, Any]:
         index["samples"][d], index["attention"][d] = {}, {}
         for model in results.models:
             index["samples"][d][model] = samples_figure(results, d, model, out)[0].name
-            if model.startswith("ganformer"):
+            if has_attention(model):
                 index["attention"][d][model] = attention_figure(results, d, model, out)[0].name
     path = out / FIGURES_INDEX
     atomic_write_text(path, json.dumps(index, indent=2) + "\n")

@@ -18,14 +18,14 @@ from typing import Any
 
 import yaml
 
+from ganrepro import layout
 from ganrepro.errors import GanreproError
+from ganrepro.protocol import FID_MODES, suffix_count
 
 log = logging.getLogger(__name__)
 
 # Display names and order of the measured quantities.
 QUANTITIES = ("FID", "KID", "Precision", "Recall", "IS")
-MODEL_LABELS = {"stylegan2": "StyleGAN2", "ganformer-simplex": "GANformer simplex",
-                "ganformer-duplex": "GANformer duplex", "gan": "GAN"}
 _METRIC_KEY = re.compile(r"^(fid|kid|pr|is)(\d+k?)$")
 _NOISE_KEY = re.compile(r"^(fid|kid|precision|recall|is)(\d+k?)$")
 _NOISE_NAMES = {"fid": "FID", "kid": "KID", "precision": "Precision", "recall": "Recall", "is": "IS"}
@@ -35,17 +35,6 @@ class ReportError(GanreproError):
     """An input of the report is missing or malformed."""
 
 
-def model_label(model: str) -> str:
-    return MODEL_LABELS.get(model, model)
-
-
-def suffix_count(suffix: str) -> int:
-    """'10k' -> 10000, '200' -> 200 (the metric-name convention of the metrics stage)."""
-    return int(suffix[:-1]) * 1000 if suffix.endswith("k") else int(suffix)
-
-
-def count_suffix(n: int) -> str:
-    return f"{n // 1000}k" if n % 1000 == 0 and n >= 1000 else str(n)
 
 
 @dataclass(frozen=True)
@@ -136,7 +125,7 @@ def parse_measurement(raw: Any, path: Path, dataset: str, model: str, seed: int,
 class Results:
     """The files of one pipeline run under `root` (results/), for the config `cfg`."""
 
-    def __init__(self, cfg: dict[str, Any], root: str | Path = "results"):
+    def __init__(self, cfg: dict[str, Any], root: str | Path = layout.ROOT):
         self.cfg = cfg
         self.root = Path(root)
         self.datasets: list[str] = list(cfg["datasets"])
@@ -145,28 +134,26 @@ class Results:
         self.kimgs: list[int] = [int(k) for k in cfg["kimg"]]
         self._measurements: dict[tuple[str, str, int, int], Measurement] = {}
 
-    # -- paths ---------------------------------------------------------------------
+    # -- paths (ganrepro.layout, under this root) -----------------------------------
     def metrics_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
-        return self.root / "metrics" / dataset / model / f"seed{seed}" / f"kimg{kimg:06d}.json"
+        return Path(layout.metrics(dataset, model, seed, kimg, root=str(self.root)))
 
     def run_dir(self, dataset: str, model: str, seed: int) -> Path:
-        return self.root / "runs" / dataset / model / f"seed{seed}"
+        return Path(layout.run_dir(dataset, model, seed, root=str(self.root)))
 
     def snapshot_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
-        return self.run_dir(dataset, model, seed) / f"snapshot-{kimg:06d}.pt"
+        return Path(layout.snapshot(dataset, model, seed, kimg, root=str(self.root)))
 
     def train_benchmark_paths(self, dataset: str, model: str, seed: int) -> list[Path]:
         """One file per training job: per checkpoint interval with train.segments, else one."""
-        base = self.root / "benchmarks" / "train" / dataset / model
-        if self.cfg["train"]["segments"]:
-            return [base / f"seed{seed}" / f"kimg{k:06d}.tsv" for k in self.kimgs]
-        return [base / f"seed{seed}.tsv"]
+        return [Path(p) for p in layout.train_benchmarks(dataset, model, seed, self.kimgs,
+                                                         self.cfg["train"]["segments"], root=str(self.root))]
 
     def evaluate_benchmark_path(self, dataset: str, model: str, seed: int, kimg: int) -> Path:
-        return self.root / "benchmarks" / "evaluate" / dataset / model / f"seed{seed}" / f"kimg{kimg:06d}.tsv"
+        return Path(layout.evaluate_benchmark(dataset, model, seed, kimg, root=str(self.root)))
 
     def throughput_path(self, dataset: str) -> Path:
-        return self.root / "throughput" / f"{dataset}.json"
+        return Path(layout.throughput(dataset, root=str(self.root)))
 
     # -- readers -------------------------------------------------------------------
     def measurement(self, dataset: str, model: str, seed: int, kimg: int) -> Measurement:
@@ -187,7 +174,7 @@ class Results:
 
     def stats(self, dataset: str, model: str, seed: int) -> list[dict[str, Any]]:
         """The ticks of stats.jsonl (empty, with a warning, if the file is missing)."""
-        path = self.run_dir(dataset, model, seed) / "stats.jsonl"
+        path = Path(layout.run_file(dataset, model, seed, "stats.jsonl", root=str(self.root)))
         if not path.exists():
             log.warning("%s does not exist: the training columns will show '–'", path)
             return []
@@ -203,7 +190,7 @@ class Results:
         return ticks
 
     def options(self, dataset: str, model: str, seed: int) -> dict[str, Any] | None:
-        path = self.run_dir(dataset, model, seed) / "training_options.json"
+        path = Path(layout.run_file(dataset, model, seed, "training_options.json", root=str(self.root)))
         if not path.exists():
             log.warning("%s does not exist: this run's settings come from the config", path)
             return None
@@ -214,7 +201,8 @@ class Results:
         recipe `train`, every hyper-parameter `hparams`, the dataset's `preset`, and the
         `departures` from the official code the training recorded (None where no run
         recorded its options; the rest then comes from the config)."""
-        from ganrepro import presets
+        from ganrepro.settings import presets
+        from ganrepro.settings.run import effective_run
 
         for seed in self.seeds:
             options = self.options(dataset, model, seed)
@@ -222,25 +210,19 @@ class Results:
                 return {"train": options["train"], "hparams": options["hparams"],
                         "preset": options.get("preset", presets.preset_of(self.cfg["datasets"][dataset])),
                         "departures": (options.get("resolved") or {}).get("departures")}
-        from ganrepro import models   # imports torch: only when no run recorded its options
-
-        train, hparams = presets.effective(self.cfg, dataset)
-        resolution = int(self.cfg["datasets"][dataset].get("resolution", 64))
-        full = models.resolve_hparams(model, **{**hparams.get(model, {}), "resolution": resolution})
-        return {"train": train, "hparams": {k: getattr(full, k) for k in full.__dataclass_fields__},
-                "preset": presets.preset_of(self.cfg["datasets"][dataset]), "departures": None}
+        run = effective_run(self.cfg, dataset, model)
+        return {"train": run.train, "hparams": run.hparams, "preset": run.preset, "departures": None}
 
     def pretrained(self) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
         """(name, its config entry, metrics record) of every released checkpoint measured,
         one per FID mode it was measured in (results/pretrained/{name}/metrics-{mode}.json)."""
-        from ganrepro.protocol import FID_MODES
-
         out = []
         for name, spec in (self.cfg.get("pretrained") or {}).items():
-            found = [self.root / "pretrained" / name / f"metrics-{mode}.json" for mode in FID_MODES]
+            found = [Path(layout.pretrained_metrics(name, mode, root=str(self.root))) for mode in FID_MODES]
             found = [p for p in found if p.exists()]
             if not found:
-                log.warning("no metrics of the released checkpoint %s in %s", name, self.root / "pretrained" / name)
+                log.warning("no metrics of the released checkpoint %s in %s", name,
+                            layout.pretrained_dir(name, root=str(self.root)))
             out += [(name, spec, read_json(p, "the evaluate_pretrained rule writes it")) for p in found]
         return out
 
@@ -256,7 +238,7 @@ class Results:
         return raw
 
     def manifest(self, dataset: str) -> dict[str, Any]:
-        path = self.root / "datasets" / dataset / "dataset.json"
+        path = Path(layout.manifest(dataset, root=str(self.root)))
         return read_json(path, "the prepare_dataset rule (ganrepro data prepare) writes it")
 
     def benchmark(self, path: Path) -> dict[str, float] | None:

@@ -1,5 +1,6 @@
 """LaTeX text helpers shared by the tables and the template: escaping, footnote marks,
-and the table fragment (booktabs tabular + notes) that the report \\input s."""
+the Table every report table is, and its fragment (booktabs tabular + notes) that the
+report \\input s."""
 
 from __future__ import annotations
 
@@ -47,6 +48,26 @@ class Notes:
 
     def line(self, text: str, cite: str | None = None) -> None:
         self.items.append(Note(None, text, cite))
+
+
+@dataclass
+class Table:
+    """One report table: raw values for the CSV, display strings for the LaTeX fragment."""
+    name: str
+    caption: str               # plain text; the template escapes it
+    data: pd.DataFrame         # -> CSV
+    display: pd.DataFrame      # -> LaTeX (strings with footnote marks)
+    notes: Notes
+    column_format: str
+    ragged: tuple[str, ...] = ()   # columns set ragged-right (the p{} ones)
+
+
+DASH = "–"    # a cell with nothing to show
+
+
+def show(value: float | None, digits: int = 2) -> str:
+    """A number with `digits` decimals, or a dash for none."""
+    return DASH if value is None else f"{value:.{digits}f}"
 
 
 def plain(text: str) -> str:

@@ -22,7 +22,8 @@ import jinja2
 from ganrepro.files import atomic_write, atomic_write_text
 from ganrepro.report import CLAIMS_JSON, FIGURES_INDEX, TABLES, TABLES_INDEX
 from ganrepro.report.environment import environment
-from ganrepro.report.inputs import ReportError, Results, model_label, read_json
+from ganrepro.report.inputs import ReportError, Results, read_json
+from ganrepro.settings.registry import model_label
 from ganrepro.report.latex import latex_escape
 
 log = logging.getLogger(__name__)

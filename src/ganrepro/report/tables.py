@@ -11,33 +11,21 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ganrepro.files import atomic_write_text
+from ganrepro.protocol import count_suffix, suffix_count
 from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod
 from ganrepro.report import statistics as st
-from ganrepro.report.environment import compute_table, environment_table
-from ganrepro.report.inputs import (QUANTITIES, Measurement, Results, Unavailable, Value, count_suffix,
-                                   model_label, suffix_count)
-from ganrepro.report.latex import Notes, fragment, plain
+from ganrepro.report.environment import compute_table, environment_table, run_settings
+from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value
+from ganrepro.report.latex import DASH, Notes, Table, fragment, plain, show
+from ganrepro.settings.registry import MODELS, model_label
 
 log = logging.getLogger(__name__)
-DASH = "–"
-
-
-@dataclass
-class Table:
-    name: str
-    caption: str               # plain text; the template escapes it
-    data: pd.DataFrame         # -> CSV
-    display: pd.DataFrame      # -> LaTeX (strings with footnote marks)
-    notes: Notes
-    column_format: str
-    ragged: tuple[str, ...] = ()   # columns set ragged-right (the p{} ones)
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -50,10 +38,6 @@ def scale(quantity: str) -> float:
 def header(quantity: str, suffix: str = "") -> str:
     unit = {"Precision": " (%)", "Recall": " (%)", "KID": " ×10³"}.get(quantity, "")
     return f"{quantity}{suffix}{unit}"
-
-
-def show(value: float | None, digits: int = 2) -> str:
-    return DASH if value is None else f"{value:.{digits}f}"
 
 
 def cell(value: Any, quantity: str, notes: Notes) -> tuple[Any, str]:
@@ -359,7 +343,7 @@ def pretrained_table(results: Results, published: dict) -> Table:
         key = f"fid{count_suffix(n)}"
         noise = (rec.get("noise") or {}).get(key) or {}
         ours = noise.get("mean", rec["metrics"].get(key))
-        row_key = "ganformer" if rec["model"].startswith("ganformer") else rec["model"]
+        row_key = MODELS[rec["model"]].published_as if rec["model"] in MODELS else rec["model"]
         readme = None
         if spec.get("published") and row_key in block["models"]:
             readme = block["models"][row_key][block["datasets"].index(spec["published"])]
@@ -472,8 +456,6 @@ def write_table(table: Table, out: Path, source: str) -> None:
 
 
 def build_tables(results: Results, published: dict) -> tuple[list[Table], list[claimsmod.Claim]]:
-    from ganrepro.report.environment import run_settings
-
     claims = claimsmod.check_results(results)
     model, settings, devices = run_settings(results)
     tables = [table1(results, published), metrics_table(results), noise_table(results), throughput_table(results),

@@ -24,13 +24,16 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ganrepro import devices, models, presets
-from ganrepro.checks import check_batch
+from ganrepro import devices, models
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
 from ganrepro.models.stylegan2 import mix_styles
 from ganrepro.progress import tick_line
+from ganrepro.settings import presets
+from ganrepro.settings.batch import check_batch
+from ganrepro.settings.registry import has_attention
+from ganrepro.settings.run import effective_run
 from ganrepro.training import distributed, losses
 from ganrepro.training.grids import grid_latents, save_attention_figure, save_grid
 from ganrepro.training.run_files import RunFiles, continuity, continuity_changes, environment
@@ -49,15 +52,13 @@ def run_options(cfg: dict, dataset_dir: Path, model: str, seed: int) -> dict[str
     """What a run computes: the dataset's effective recipe and hyper-parameters (the top
     level, the dataset's preset and its own overrides), the data and the seed."""
     manifest = read_manifest(dataset_dir)
-    preset = presets.preset_of(cfg["datasets"].get(manifest.name) or {})
-    cfg = presets.for_dataset(cfg, manifest.name)
-    net = models.resolve_hparams(model, **models.configured_hparams(cfg, model, manifest.resolution, manifest.channels))
+    run = effective_run(cfg, manifest.name, model, resolution=manifest.resolution, channels=manifest.channels)
     return {
-        "model": model, "hparams": {k: getattr(net, k) for k in net.__dataclass_fields__},
+        "model": model, "hparams": run.hparams,
         "dataset": {"name": manifest.name, "path": str(dataset_dir), "images": manifest.count,
                     "resolution": manifest.resolution, "images_sha256": manifest.images_sha256},
-        "seed": seed, "kimg": list(cfg["kimg"]), "train": dict(cfg["train"]),
-        "preset": preset,
+        "seed": seed, "kimg": run.kimg, "train": run.train,
+        "preset": run.preset,
     }
 
 
@@ -127,6 +128,14 @@ def _adam(params, lr: float, betas, eps: float, interval: int | None):
 
 
 class Trainer:
+    """One model trained on one prepared dataset by one process of a (possibly distributed)
+    run. `run()` trains to the config's last kimg, resuming from the run's state; `step()`
+    is one training step of it. `accumulators()`, `fixed_batch()` and `timing_step()` let
+    the throughput stage time single steps without running the loop.
+
+    Public state: `options` (what the run computes) and `t` (its train settings), `device`,
+    the networks `G`, `D` and `G_ema`, `dataset`, and the counters `nimg` and `steps`."""
+
     def __init__(self, cfg: dict, dataset_dir: Path, model: str, out: Path, dist: distributed.Context,
                  seed: int | None = None, restart: bool = False):
         seed = cfg["seeds"][0] if seed is None else seed
@@ -253,10 +262,28 @@ class Trainer:
     def draw(self, G, kimg: int) -> None:
         G = G.to(self.device)
         save_grid(G, self.z_grid, self.files.grid(kimg), self.t["grid"], self.device)
-        if self.model.startswith("ganformer"):
+        if has_attention(self.model):
             save_attention_figure(G, self.z_grid, self.files.attention(kimg), self.device)
 
     # -- one step ----------------------------------------------------------------------
+    def accumulators(self) -> dict[str, torch.Tensor]:
+        """Zeroed sums that `step` adds a step's losses and regularizer values to."""
+        return {k: torch.zeros([], device=self.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
+
+    def fixed_batch(self, n: int) -> torch.Tensor:
+        """The dataset's first `n` images as the loader yields them (uint8 NCHW, not flipped):
+        one batch to time steps on."""
+        return torch.from_numpy(np.asarray(self.dataset.images[:n]).copy())
+
+    def timing_step(self, reals: torch.Tensor, size: int, acc: dict, regularize: bool) -> None:
+        """One training step on `reals` (counted as `size` images) outside the run's schedule,
+        for timing it: with `regularize`, a step on which the lazy regularizers (R1, path
+        length) are due; without, one on which they are not (where their interval is above 1).
+        It updates the networks and counters as `step` does, so a Trainer that has taken one
+        is for measurement only."""
+        self.steps = 0 if regularize else 1
+        self.step(reals, size, acc)
+
     def _draws(self, n: int):
         """A G pass's random latents: z; with style mixing on, a partner z2 and the first
         layer it takes over, or None when this pass does not mix (probability 1 - p)."""
@@ -386,7 +413,7 @@ class Trainer:
             self.dataset, batch_sampler=plan, num_workers=self.t["num_workers"],
             pin_memory=self.device.type == "cuda", persistent_workers=False,
             worker_init_fn=_ignore_stop_signals)
-        acc = {k: torch.zeros([], device=self.device) for k in ("loss_G", "loss_D", "r1", "r1_n", "pl", "pl_n")}
+        acc = self.accumulators()
         tick = {"nimg": self.nimg, "time": time.perf_counter(), "steps": 0}
         tick_n, state_n = self.t["tick_kimg"] * 1000, self.t["state_kimg"] * 1000
         agreement = distributed.StopAgreement(self.dist, self.device)

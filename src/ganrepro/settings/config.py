@@ -1,21 +1,17 @@
 """Load, validate and complete a ganrepro config.
 
-One schema (workflow/schemas/config.schema.yaml, shipped inside the package as
-ganrepro/schemas/config.schema.yaml) serves two users: Snakemake's validate() in the
-Snakefile and every `ganrepro` command that reads a config. This module turns the first
-schema violation into one sentence that names the key and what is allowed, fills in the
-defaults, and adds the checks JSON Schema cannot express (ascending kimg, min <= max,
-the hyper-parameter and batch ranges of ganrepro.checks).
+The schema (settings.schema) says what a config may hold. This module turns its first
+violation into one sentence that names the key and what is allowed, fills in the defaults,
+and adds the checks JSON Schema cannot express (ascending kimg, min <= max, the ranges of
+the hyper-parameters every run uses and the batch checks).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 import math
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +19,14 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
-from ganrepro import checks, presets
 from ganrepro.errors import ConfigError
-
-SCHEMA_RESOURCE = "schemas/config.schema.yaml"
-SCHEMA_DOC = "workflow/schemas/config.schema.yaml"
-
-
-@functools.cache
-def schema() -> dict[str, Any]:
-    """The config schema as a dict (read once)."""
-    text = resources.files("ganrepro").joinpath(SCHEMA_RESOURCE).read_text()
-    return yaml.safe_load(text)
-
-
-def schema_path() -> Path:
-    """Filesystem path of the schema file (for Snakemake's validate())."""
-    return Path(str(resources.files("ganrepro").joinpath(SCHEMA_RESOURCE)))
+from ganrepro.settings import presets
+from ganrepro.settings.batch import check_batch
+from ganrepro.settings.hparams import check_hparams
+from ganrepro.settings.limits import SEED_MAX
+from ganrepro.settings.registry import resolve_hparams
+from ganrepro.settings.run import effective_run
+from ganrepro.settings.schema import SCHEMA_DOC, dataset_schema, default, schema, source_names
 
 
 def _validator(sub: dict[str, Any]) -> jsonschema.protocols.Validator:
@@ -47,10 +34,6 @@ def _validator(sub: dict[str, Any]) -> jsonschema.protocols.Validator:
     root = schema()
     cls = jsonschema.validators.validator_for(root)
     return cls({**sub, "$schema": root["$schema"], "$defs": root["$defs"]})
-
-
-def dataset_schema() -> dict[str, Any]:
-    return schema()["$defs"]["dataset"]
 
 
 # ---------------------------------------------------------------------------- messages
@@ -198,10 +181,10 @@ def _check_pretrained(name: str, spec: dict[str, Any], datasets: dict[str, Any])
 def _check(cfg: dict[str, Any]) -> None:
     kimg = cfg["kimg"]
     last_seed = cfg["metrics"]["seed"] + cfg["metrics"]["repeats"] - 1
-    if last_seed > checks.SEED_MAX:
+    if last_seed > SEED_MAX:
         raise ConfigError(f"config keys 'metrics.seed' ({cfg['metrics']['seed']}) and 'metrics.repeats' "
                           f"({cfg['metrics']['repeats']}) reach sampling seed {last_seed}; seeds go up to "
-                          f"{checks.SEED_MAX}")
+                          f"{SEED_MAX}")
     if any(b <= a for a, b in zip(kimg, kimg[1:])):
         raise ConfigError(f"config key 'kimg' must be strictly ascending (got {kimg}), "
                           f"e.g. {sorted(set(kimg))}")
@@ -215,61 +198,46 @@ def _check(cfg: dict[str, Any]) -> None:
     for name, spec in cfg["datasets"].items():
         train, hparams = presets.effective(cfg, name)
         own = name if (spec.get("hparams") or presets.PRESETS[presets.preset_of(spec)]["hparams"]) else None
-        full = {model: _check_hparams(model, hparams.get(model, {}),
-                                      f"datasets.{name}.hparams" if own and model in hparams else "hparams",
-                                      {name: spec["resolution"]})
+        full = {model: _check_run(cfg, name, model,
+                                  f"datasets.{name}.hparams" if own and model in hparams else "hparams")
                 for model in dict.fromkeys([*cfg["models"], *hparams])}
         overridden = spec.get("train") or spec.get("hparams") or presets.preset_of(spec) != "none"
         where = f" (dataset '{name}')" if len(cfg["datasets"]) > 1 or overridden else ""
         try:
-            checks.check_batch(train["batch_size"], cfg["kimg"],
-                               {model: full[model]["mbstd_group"] for model in cfg["models"]})
+            check_batch(train["batch_size"], cfg["kimg"],
+                        {model: full[model]["mbstd_group"] for model in cfg["models"]})
         except ConfigError as err:
             raise ConfigError(f"{err}{where}") from None
 
 
-def _check_hparams(model: str, hparams: dict[str, Any], prefix: str,
-                   resolutions: dict[str, int] | None = None) -> dict[str, Any]:
-    """Every hyper-parameter of `model` (defaults filled in), checked against its range
-    (at the dataset sizes in `resolutions`); `prefix` is where the config sets them."""
+def _refuse_size_keys(model: str, hparams: dict[str, Any], prefix: str) -> None:
     fixed = sorted({"resolution", "channels"} & set(hparams))
     if fixed:
         raise ConfigError(f"config key '{prefix}.{model}.{fixed[0]}' cannot be set: it comes "
                           "from the dataset (datasets.NAME.resolution / channels)")
-    from ganrepro.models import resolve_hparams   # imports torch: the defaults live in the registry
 
+
+def _check_hparams(model: str, hparams: dict[str, Any], prefix: str) -> None:
+    """The hyper-parameters the config sets at `prefix` for `model`, with its defaults
+    filled in, checked against their ranges."""
+    _refuse_size_keys(model, hparams, prefix)
     try:
         full = dataclasses.asdict(resolve_hparams(model, **hparams))
     except ConfigError as err:
         raise ConfigError(f"config key '{prefix}.{model}': {err}") from None
-    checks.check_hparams(model, full, resolutions or {}, prefix)
+    check_hparams(model, full, {}, prefix)
+
+
+def _check_run(cfg: dict[str, Any], dataset: str, model: str, prefix: str) -> dict[str, Any]:
+    """Every hyper-parameter a run of `model` on `dataset` uses, checked against its range
+    at the dataset's size; `prefix` is where the config sets them."""
+    _refuse_size_keys(model, presets.effective(cfg, dataset)[1].get(model, {}), prefix)
+    try:
+        full = effective_run(cfg, dataset, model).hparams
+    except ConfigError as err:
+        raise ConfigError(f"config key '{prefix}.{model}': {err}") from None
+    check_hparams(model, full, {dataset: cfg["datasets"][dataset]["resolution"]}, prefix)
     return full
-
-
-# ---------------------------------------------------------------------------- network size
-
-def check_network_sizes(cfg: dict[str, Any], dataset: str | None, resolution: int, channels: int,
-                        model_names, origin: str | None = None, *, training: bool = True) -> None:
-    """Refuse, before anything is allocated, a network that the resolved config `cfg` asks
-    for on `dataset` (its preset and overrides applied; None = the top-level hparams) at
-    `resolution` x `channels` and that would not fit in this machine's memory (training: G,
-    D and their optimizer state). The count runs on the meta device (ganrepro.models).
-
-    This is done by the commands that build networks (train, models params, bench), not by
-    `resolve`: a config is validated on whatever machine runs Snakemake or `config show`,
-    while the memory that matters is that of the machine that trains."""
-    from ganrepro.models import check_network_size   # imports torch
-
-    entry = (cfg.get("datasets", {}).get(dataset) or {}) if dataset is not None else {}
-    hparams = presets.effective(cfg, dataset)[1] if dataset is not None else cfg.get("hparams", {})
-    preset_hp = presets.PRESETS[presets.preset_of(entry)]["hparams"] if entry else {}
-    for model in model_names:
-        own = model in (entry.get("hparams") or {}) or model in preset_hp
-        key = f"datasets.{dataset}.hparams.{model}" if own else f"hparams.{model}"
-        at = f"dataset '{dataset}' at {resolution} px" if dataset is not None else f"{resolution} px"
-        where = f"config key '{key}' ({at})"
-        check_network_size(model, {**hparams.get(model, {}), "resolution": resolution, "channels": channels},
-                           f"{origin}: {where}" if origin else where, training=training)
 
 
 # ---------------------------------------------------------------------------- public API
@@ -390,14 +358,42 @@ def load(path: str | Path) -> dict[str, Any]:
     return resolve(read_yaml(path), origin=str(path))
 
 
-def default(key: str) -> Any:
-    """The schema's default for a top-level key."""
-    return copy.deepcopy(schema()["properties"][key]["default"])
+def parse_sets(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs as a dict, each value read as YAML."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r} must look like KEY=VALUE, e.g. --set resolution=64")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {pair!r}: its value is not valid YAML ({' '.join(str(err).split())})") from None
+    return out
 
 
-def source_names() -> list[str]:
-    return list(dataset_schema()["properties"]["source"]["enum"])
-
-
-def model_names() -> list[str]:
-    return list(schema()["properties"]["models"]["items"]["enum"])
+def dataset_entry(name: str, config_path: str | None, spec_json: str | None, sets: tuple[str, ...],
+                  default_config: str) -> tuple[dict[str, Any], str]:
+    """The resolved entry of dataset `name` and the cache dir, from --spec (JSON), from the
+    `datasets` of a config, or, for a bare source name, the source's defaults; `sets` are
+    --set KEY=VALUE overrides."""
+    overrides = parse_sets(sets)
+    if spec_json is not None:
+        raw = parse_json(spec_json, "--spec")
+        if not isinstance(raw, dict):
+            raise ConfigError(f"--spec must be a JSON object such as '{{\"source\": \"shapes\"}}' (got {spec_json})")
+        return resolve_dataset(name, {**raw, **overrides}), default("cache_dir")
+    path = config_path or default_config
+    # Without --config, a missing default config is fine for a bare source name.
+    cfg = None if config_path is None and not Path(path).exists() else load(path)
+    defined = cfg["datasets"] if cfg else {}
+    if name in defined:
+        raw = defined[name]
+    elif name in source_names():
+        raw = {"source": name}
+    else:
+        where = f"defined in {path} (it defines: {', '.join(defined)})" if cfg else f"defined ({path} does not exist)"
+        raise ConfigError(f"dataset {name!r} is neither {where} nor a source name "
+                          f"({', '.join(source_names())})")
+    cache_dir = cfg["cache_dir"] if cfg else default("cache_dir")
+    return resolve_dataset(name, {**raw, **overrides}), cache_dir

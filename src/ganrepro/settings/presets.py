@@ -11,30 +11,32 @@ source implies) and may override recipe keys (`train:`) and model hyper-paramete
 Precedence, lowest first: the schema's and the registry's defaults (the official code's),
 the config's top-level `train` / `hparams`, the dataset's preset, the dataset's own `train`
 / `hparams`. `for_dataset` applies it; the training job, the throughput benchmark and the
-Snakefile's per-job config all go through it, so one function decides what a run uses.
+Snakefile's per-job config all go through it (settings.run.effective_run completes it into
+a run's every setting), so one function decides what a run uses.
 
 The preset's recipe keys apply to every model trained on the dataset (the official code sets
 them under `--ganformer-default`; a fair comparison trains the baseline the same way); the
-CLEVR shape applies to the GANformer models only.
-
-This module imports no torch (the Snakefile uses it to build the DAG); `departures` does,
-through the registry, when it is called.
+CLEVR shape applies to the models with attention (the GANformers) only.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
+
+from ganrepro.settings.registry import MODELS, resolve_hparams
+from ganrepro.settings.schema import schema
 
 # name -> {"train": recipe overrides, "hparams": {model: overrides}}. "none" = the official
 # code's settings for any other dataset (R1 gamma 10, no x-flip, the full GANformer).
-_GANFORMERS = ("ganformer-simplex", "ganformer-duplex")
+_WITH_ATTENTION = tuple(name for name, entry in MODELS.items() if entry.has_attention)
 _CLEVR_SHAPE = {"components": 8, "z_dim": 16, "w_dim": 16, "style": False, "mapping_ltnt2ltnt": False}
 PRESETS: dict[str, dict[str, Any]] = {
     "none": {"train": {}, "hparams": {}},
     "ffhq": {"train": {"r1_gamma": 10, "xflip": True}, "hparams": {}},
     "cityscapes": {"train": {"r1_gamma": 20, "xflip": True}, "hparams": {}},
-    "clevr": {"train": {"r1_gamma": 40}, "hparams": {m: dict(_CLEVR_SHAPE) for m in _GANFORMERS}},
+    "clevr": {"train": {"r1_gamma": 40}, "hparams": {m: dict(_CLEVR_SHAPE) for m in _WITH_ATTENTION}},
     "bedrooms": {"train": {"r1_gamma": 100}, "hparams": {}},
 }
 
@@ -81,17 +83,12 @@ def for_dataset(cfg: dict[str, Any], dataset: str) -> dict[str, Any]:
 
 def official(model: str, preset: str, resolution: int, channels: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(recipe, hyper-parameters) of the official code for `model` on a dataset of `preset`."""
-    import dataclasses
-
-    from ganrepro import config as cfgmod
-    from ganrepro import models
-
     recipe = {}
-    for key, prop in cfgmod.schema()["properties"]["train"]["properties"].items():
+    for key, prop in schema()["properties"]["train"]["properties"].items():
         if key in RECIPE_KEYS:
             recipe[key] = copy.deepcopy(prop["default"])
     recipe.update(PRESETS[preset]["train"])
-    hp = models.resolve_hparams(model, **PRESETS[preset]["hparams"].get(model, {}),
+    hp = resolve_hparams(model, **PRESETS[preset]["hparams"].get(model, {}),
                                 resolution=resolution, channels=channels)
     return recipe, dataclasses.asdict(hp)
 
