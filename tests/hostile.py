@@ -27,7 +27,7 @@ CPU_SECONDS = 120           # far above any honest refusal; only a runaway reach
 
 # What a command may import before it reads anything; the bounds are counted above it.
 _IMPORTS = ("import torch, numpy, PIL.Image, yaml, click; import ganrepro.cli, ganrepro.models, "
-            "ganrepro.models.released, ganrepro.data.store, ganrepro.data.folder, ganrepro.metrics.inception, "
+            "ganrepro.checkpoints.released, ganrepro.data.store, ganrepro.data.folder, ganrepro.metrics.inception, "
             "ganrepro.training.loop, ganrepro.sampling")
 _ENV = {"MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
 

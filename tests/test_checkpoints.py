@@ -17,7 +17,11 @@ import pytest
 import torch
 
 from conftest import ganrepro
-from ganrepro.models import load_snapshot, released
+from ganrepro.checkpoints import released
+from ganrepro.checkpoints.discriminator import DISCRIMINATOR_FORMAT, load_discriminator
+from ganrepro.errors import ConfigError
+from ganrepro.files import sha256_file
+from ganrepro.models import load_snapshot
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "released"
 ATOL = 1e-4
@@ -43,7 +47,7 @@ def test_an_imported_checkpoint_gives_the_official_outputs(record, tmp_path, key
     assert info["model"] == model
     G, meta = load_snapshot(out)                     # an ordinary snapshot from here on
     assert meta["source"]["file"] == rec["file"] and meta["source"]["format"] == fmt
-    assert meta["source"]["sha256"] == released.sha256_file(HERE / rec["file"])
+    assert meta["source"]["sha256"] == sha256_file(HERE / rec["file"])
     s = rec["stride"]
     with torch.no_grad():
         ws, _ = G.map(rec["z"])
@@ -54,6 +58,39 @@ def test_an_imported_checkpoint_gives_the_official_outputs(record, tmp_path, key
     assert max_error(img, rec["img"]) < ATOL * max(1.0, rec["img"].abs().max().item())
     assert max_error(truncated, rec["img_psi0.7"]) < ATOL * max(1.0, rec["img_psi0.7"].abs().max().item())
     assert img.abs().mean() > 0.05 and (img - truncated).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("key", ["tf-duplex", "pt-duplex", "pt-simplex"])
+def test_an_imported_discriminator_gives_the_official_logits(record, tmp_path, key):
+    """--network D: the discriminator file loads into the model's D, which scores the
+    official images as the official D did (the 256-px TF fixture keeps strided images, so
+    there the imported generator's own images are scored)."""
+    rec = record[key]
+    info = released.import_checkpoint(HERE / rec["file"], tmp_path / "d.pt", "D")
+    D, meta = load_discriminator(tmp_path / "d.pt")
+    assert meta["format"] == DISCRIMINATOR_FORMAT and meta["model"] == info["model"]
+    assert meta["source"]["network"] == "D" and meta["source"]["sha256"] == sha256_file(HERE / rec["file"])
+    assert info["parameters"] == sum(p.numel() for p in D.parameters())
+    if rec["stride"] == 1:
+        img = rec["img"]
+    else:
+        released.import_checkpoint(HERE / rec["file"], tmp_path / "g.pt")
+        G, _ = load_snapshot(tmp_path / "g.pt")
+        with torch.no_grad():
+            img = G(rec["z"], noise_mode="const")
+    with torch.no_grad():
+        assert max_error(D(img), rec["logits"]) < ATOL * max(1.0, rec["logits"].abs().max().item())
+
+
+def test_the_import_cli_writes_a_discriminator_file_that_only_loads_as_one(tmp_path):
+    out = tmp_path / "d.pt"
+    proc = ganrepro("import-checkpoint", str(HERE / "pt-simplex.pkl"), "--network", "D", "--out", str(out))
+    assert "ganformer-simplex at 32 px" in proc.stdout and "(D, sha256" in proc.stdout
+    with pytest.raises(ConfigError, match="not a ganrepro snapshot"):
+        load_snapshot(out)
+    released.import_checkpoint(HERE / "pt-simplex.pkl", tmp_path / "g.pt")
+    with pytest.raises(ConfigError, match="not a ganrepro discriminator file .*a generator snapshot"):
+        load_discriminator(tmp_path / "g.pt")
 
 
 def test_the_clevr_preset_imports_without_global_style(tmp_path):

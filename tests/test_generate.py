@@ -17,8 +17,8 @@ from ganrepro.cli import main
 from ganrepro.errors import ConfigError
 from ganrepro.models.layers import NoiseInjection
 from ganrepro.sampling import parse_seeds
+from ganrepro.images import save_png, to_uint8
 from ganrepro.settings.registry import MODELS
-from ganrepro.training.grids import save_png, to_uint8
 
 RES = 16
 NAMES = list(MODELS)

@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from conftest import watchdog, wait_for_line
+from ganrepro.devices import choose_device, claim_device
 from ganrepro.errors import GanreproError
-from ganrepro.gpus import choose_device, claim_device
 
 GPUS = ["GPU-aaaa", "GPU-bbbb", "GPU-cccc"]
 
@@ -49,7 +49,7 @@ def test_claims_give_each_holder_its_own_device_until_it_lets_go(tmp_path):
 HOLD = """
 import sys
 from pathlib import Path
-from ganrepro.gpus import claim_device
+from ganrepro.devices import claim_device
 claim = claim_device({gpus!r}, Path({folder!r}))
 print("claimed", claim.index, flush=True)
 sys.stdin.read()                                     # hold the claim until killed
@@ -73,3 +73,26 @@ def test_a_killed_job_frees_its_device(tmp_path):
         if job.poll() is None:
             job.kill()
             job.wait()
+
+
+def test_every_device_string_is_read_one_way(monkeypatch):
+    """devices.resolve: the one reading of --device / train.device / metrics.device, with
+    the option named in its errors (CUDA simulated where this machine has none)."""
+    import torch
+
+    from ganrepro.devices import resolve
+    from ganrepro.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve("auto") == torch.device("cpu") and resolve("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"^--device 'tpu': use auto, cpu, cuda or cuda:N$"):
+        resolve("tpu")
+    with pytest.raises(ConfigError, match=r"^train\.device cuda: no CUDA device is available here; "
+                                          r"use train\.device auto or cpu$"):
+        resolve("cuda", "train.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve("auto") == resolve("cuda") == torch.device("cuda", 0)      # one GPU: no claim needed
+    assert resolve("cuda:0") == torch.device("cuda", 0) and resolve("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"^--device cuda:1: there are 1 CUDA device\(s\), cuda:0 to cuda:0$"):
+        resolve("cuda:1")

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from hostile import assert_refused, run_bounded      # noqa: E402
 
 from ganrepro import models                          # noqa: E402
-from ganrepro.models import released                 # noqa: E402
+from ganrepro.checkpoints import released            # noqa: E402
 
 HERE = Path(__file__).resolve().parent / "fixtures" / "released"
 MARKER = "ganrepro-hostile-marker"

@@ -3,7 +3,7 @@
 The fixture (tests/fixtures/official/official.pt, made by build_fixtures.py in that folder
 from the official GANformer PyTorch code) holds official state_dicts under their own
 names, with every parameter that starts at 0 or 1 randomized, and what the official
-networks output in eval mode. Converted with ganrepro.models.official, our registry
+networks output in eval mode. Converted with ganrepro.checkpoints.official, our registry
 models must give the same mapped latents, images, attention maps and logits.
 """
 
@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from ganrepro import models
-from ganrepro.models import official
+from ganrepro.checkpoints import official
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official" / "official.pt"
 ATOL = 1e-4

@@ -54,10 +54,10 @@ def bench_data(num_images: int, resolution: int, loader_resolution: int,
 
 
 def resolve_device(device: str) -> str:
-    """'auto' -> cuda when a GPU is visible, else cpu."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    """The device a --device names (devices.resolve), as a string."""
+    from ganrepro import devices
+
+    return str(devices.resolve(device))
 
 
 def _attention_share(layers, forward, steps: int, device: str) -> str:
@@ -137,9 +137,7 @@ SETTINGS = {   # name: (config file, resolution) -- the embedded default and the
 
 def bench_train(settings, models_, steps: int, device: str, warmup: bool = True) -> Iterator[str]:
     """sec/kimg, img/s and peak memory of full training steps (G, D, R1, EMA) per model."""
-    import resource
-
-    from ganrepro import data
+    from ganrepro import data, devices
     from ganrepro.settings import config
     from ganrepro.training.distributed import Context
     from ganrepro.training.loop import Trainer
@@ -162,17 +160,13 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
                 torch.manual_seed(0)
                 trainer = Trainer(cfg, ds, model, Path(tmp) / "run" / setting / model, Context())
                 batch = cfg["train"]["batch_size"]
-                if trainer.device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(trainer.device)
+                devices.reset_peak_memory(trainer.device)
                 main_step, r1_step = step_functions(trainer, batch)
                 if warmup:
                     main_step()
                     r1_step()
                 seconds = step_seconds(trainer, main_step, r1_step, steps)
-                if trainer.device.type == "cuda":
-                    peak = torch.cuda.max_memory_allocated(trainer.device) / 2 ** 20
-                else:
-                    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                peak = devices.peak_memory_mb(trainer.device)
                 yield (f"{setting:<9} {model:<18} {res:>4} {batch:>5} {seconds / batch * 1000:>10.1f} "
                        f"{batch / seconds:>8.1f} {peak:>9.0f}")
 

@@ -1,21 +1,24 @@
-"""Writing files so that a reader never sees a half-written one, and a full disk is an
-ordinary error.
+"""Writing files so that a reader never sees a half-written one, a full disk is an
+ordinary error, and a file's checksum is taken one way.
 
 `atomic_write(path)` is the one way this package writes a file: it yields a hidden
 temporary path beside `path` (same suffix, so writers that go by the extension, such as
 PIL, numpy and matplotlib, keep working), renames it into place when the block ends
 without error (atomic on POSIX) and removes it otherwise. A write that fails because the
 file system is full raises `DiskFullError`, one sentence naming the path.
+`replace_directory` is its counterpart for a folder built under a temporary name.
+`sha256_file` is the SHA-256 of a file (or of an open binary file, from where it stands).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from ganrepro.errors import GanreproError
 
@@ -116,3 +119,29 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_write(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def replace_directory(src: str | Path, dst: str | Path) -> None:
+    """Move the finished folder `src` to `dst` (on the same file system), replacing whatever
+    `dst` was: an empty `dst` (Snakemake makes output folders before a job runs) is removed,
+    anything else is renamed aside and deleted only once `src` is in place."""
+    src, dst = Path(src), Path(dst)
+    old = None
+    if dst.exists():
+        if dst.is_dir() and not any(dst.iterdir()):
+            dst.rmdir()
+        else:
+            old = dst.parent / f".{dst.name}.old-{os.getpid()}"
+            os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(source: str | Path | BinaryIO) -> str:
+    """Hex SHA-256 of the file at `source`, or of an open binary file read from its current
+    position to the end (so a caller can check the very file object it then loads)."""
+    if isinstance(source, (str, Path)):
+        with open(source, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    return hashlib.file_digest(source, "sha256").hexdigest()

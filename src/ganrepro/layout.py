@@ -182,5 +182,5 @@ def report_pdf(root: str = ROOT) -> str:
 
 
 def gpu_locks(root: str = ROOT) -> str:
-    """Where jobs that share a machine's GPUs claim one (ganrepro.gpus)."""
+    """Where jobs that share a machine's GPUs claim one (ganrepro.devices)."""
     return f"{root}/.gpu-locks"

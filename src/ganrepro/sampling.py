@@ -30,9 +30,9 @@ import torch
 from torch import nn
 
 from ganrepro.errors import ConfigError
+from ganrepro.images import save_png, tile, to_uint8
 from ganrepro.models.stylegan2 import mix_styles
 from ganrepro.progress import logged
-from ganrepro.training.grids import save_png, tile, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +94,6 @@ def _layer_resolutions(G: nn.Module, first: int, last: int) -> str:
     res = G.ws_resolutions()
     lo, hi = res[first], res[last]
     return f"{lo}x{lo}" if lo == hi else f"{lo}x{lo} to {hi}x{hi}"
-
-
-def resolve_device(choice: str) -> torch.device:
-    """--device: auto (a GPU when there is one, else cpu), cpu, cuda or cuda:N."""
-    from ganrepro.gpus import resolve      # a GPU of its own when several jobs share them
-
-    m = re.fullmatch(r"auto|cpu|cuda(?::(\d+))?", choice)
-    if not m:
-        raise ConfigError(f"--device {choice!r}: use auto, cpu, cuda or cuda:N")
-    if choice.startswith("cuda"):
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"--device {choice}: no CUDA device is available here; use --device auto or cpu")
-        if m[1] is not None and int(m[1]) >= count:
-            raise ConfigError(f"--device {choice}: there are {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
-    return torch.device(resolve(choice))
 
 
 def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -32,18 +32,20 @@ def download_command(url, out, sha256, size) -> None:
 
 @main.command("import-checkpoint")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The ganrepro snapshot to write.")
-@click.option("--network", default="Gs", show_default=True, type=click.Choice(["Gs", "G"]),
-              help="Gs = the EMA generator (what the official metrics measure), G = the trained one.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The ganrepro snapshot to write (with --network D: the discriminator file).")
+@click.option("--network", default="Gs", show_default=True, type=click.Choice(["Gs", "G", "D"]),
+              help="Gs = the EMA generator (what the official metrics measure), G = the trained one, "
+                   "D = the discriminator (written as a discriminator file, see ganrepro.checkpoints.discriminator).")
 @click.option("--expect-sha256", help="Refuse the file unless its SHA-256 is this.")
 @click.option("--expect-model", type=click.Choice([name for name, entry in MODELS.items() if entry.from_tf]),
               help="Refuse the file unless it imports as this model.")
 def import_checkpoint_command(file, out, network, expect_sha256, expect_model) -> None:
     """Import an official GANformer checkpoint (the released TensorFlow pickles, or a
-    PyTorch network-snapshot-*.pkl) as a ganrepro snapshot. The file is read with a
-    restricted unpickler: no code from it runs, and any global outside the official
-    formats is refused."""
-    from ganrepro.models.released import import_checkpoint
+    PyTorch network-snapshot-*.pkl) as a ganrepro snapshot, or its discriminator as a
+    discriminator file (--network D). The file is read with a restricted unpickler: no
+    code from it runs, and any global outside the official formats is refused."""
+    from ganrepro.checkpoints.released import import_checkpoint
 
     if expect_sha256 is not None and not _SHA256.fullmatch(expect_sha256):
         raise ConfigError(f"--expect-sha256 must be 64 lower-case hexadecimal digits (got {expect_sha256!r})")

@@ -63,11 +63,11 @@ def _metric_options(fn):
 
 def _featurizer(fid_mode: str, weights_dir: str, device: str, probabilities: bool = False,
                 extractor_path: str = "reference"):
-    from ganrepro.gpus import resolve as resolve_device      # a GPU of its own when several jobs share them
+    from ganrepro import devices
     from ganrepro.metrics import inception
     from ganrepro.metrics.features import Featurizer
 
-    extractor = inception.load(weights_dir, resolve_device(device), extractor_path)
+    extractor = inception.load(weights_dir, devices.resolve(device), extractor_path)
     return Featurizer(extractor, fid_mode, probabilities=probabilities and extractor.logits)
 
 
@@ -142,7 +142,7 @@ def evaluate_command(ctx, snapshot, dataset, data_dir, names, num_gen, seed, rep
                      out, num_real, fid_mode, batch_size, weights_dir, device, extractor, config_path, config_json,
                      kimg, last_kimg) -> None:
     """Measure one snapshot: FID/KID (clean-fid), Precision/Recall (k=3), IS where possible."""
-    from ganrepro.gpus import resolve as resolve_device      # a GPU of its own when several jobs share them
+    from ganrepro import devices
     from ganrepro.metrics import Options, evaluate, write_json
     from ganrepro.metrics.stats import parse_num_real
 
@@ -157,8 +157,8 @@ def evaluate_command(ctx, snapshot, dataset, data_dir, names, num_gen, seed, rep
                           f"seeds go up to {SEED_MAX}")
     opts = Options(metrics=list(plan.names), num_gen=list(plan.num_gen), num_real=parse_num_real(plan.num_real),
                    seed=plan.seed, repeats=plan.repeats, fid_mode=plan.fid_mode, batch_size=plan.batch_size,
-                   device=resolve_device(plan.device), weights_dir=plan.weights_dir, save_images=save_images, psi=psi,
-                   extractor=plan.extractor)
+                   device=str(devices.resolve(plan.device)), weights_dir=plan.weights_dir, save_images=save_images,
+                   psi=psi, extractor=plan.extractor)
     data_dir = data_dir or layout.dataset_dir(dataset)
     stats_path = stats_path or layout.stats(dataset, plan.fid_mode, opts.num_real)
     record = evaluate(snapshot, data_dir, stats_path, opts)

@@ -48,7 +48,7 @@ def generate_command(snapshot, seeds, style_mix, style_layers, interpolate, fram
     """Images from a snapshot, as StyleGAN's generate.py and style_mixing.py make them: one PNG
     per seed, a style-mixing grid and a latent walk (any of the three in one call). PNGs
     are written atomically; running again overwrites them."""
-    from ganrepro import sampling
+    from ganrepro import devices, sampling
     from ganrepro.models import load_snapshot
 
     if seeds is None and style_mix is None and interpolate is None:
@@ -63,7 +63,7 @@ def generate_command(snapshot, seeds, style_mix, style_layers, interpolate, fram
     walk = (sampling.parse_seed(interpolate[0], "--interpolate A"),
             sampling.parse_seed(interpolate[1], "--interpolate B")) if interpolate is not None else None
     check_writable_parent(out)
-    torch_device = sampling.resolve_device(device)
+    torch_device = devices.resolve(device)
     G, meta = load_snapshot(snapshot, torch_device)
     sampler = sampling.Sampler(G, torch_device, psi, noise_mode, batch_size)
     if not sampler.styled and psi != 1:

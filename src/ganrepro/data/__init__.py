@@ -6,12 +6,11 @@ import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from ganrepro.data import cartoonset, clevr, folder, shapes
 from ganrepro.data.store import DatasetWriter, Manifest, open_images, read_manifest
-from ganrepro.files import atomic_write
+from ganrepro.images import save_png
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +59,5 @@ def export_png(dataset: str | Path, dest: str | Path, limit: int | None = None) 
     n = len(images) if limit is None else min(limit, len(images))
     for i in tqdm(range(n), unit="img", desc="png", disable=None):
         arr = np.asarray(images[i]).transpose(1, 2, 0)
-        with atomic_write(dest / f"{i:08d}.png") as tmp:
-            Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr).save(tmp)
+        save_png(arr, dest / f"{i:08d}.png")
     return n

@@ -13,7 +13,6 @@ asked for as stored (no transfer compression), so the bytes hashed are the file'
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ import requests
 from tqdm import tqdm
 
 from ganrepro.errors import DownloadError
-from ganrepro.files import DiskFullError, atomic_write_text, free_bytes, is_disk_full
+from ganrepro.files import DiskFullError, atomic_write_text, free_bytes, is_disk_full, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +37,6 @@ MAX_DOWNLOAD_BYTES = 64 << 30   # without a configured size (the largest archive
 def cache_path(url: str, cache_dir: str | Path) -> Path:
     """Where the archive at `url` is kept: the cache folder + the URL's file name."""
     return Path(cache_dir) / PurePosixPath(urlparse(url).path).name
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 23):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _note(path: Path) -> Path:
@@ -124,6 +115,8 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, size: int | Non
         log.warning("no published checksum is known for %s; recorded sha256 %s of this download "
                     "in %s and will verify against it from now on (put it in the config's "
                     "sha256 key to pin it)", url, digest, _note(dest))
+    # Not files.atomic_write: the .part file must keep its own name across runs, so that a
+    # transfer cut off by a kill resumes from it; a verified .part is renamed into place.
     os.replace(part, dest)
     _write_note(dest, digest)
     return digest

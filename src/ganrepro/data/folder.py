@@ -12,10 +12,10 @@ import zipfile
 from pathlib import Path
 
 from ganrepro.data.archive import MAX_MEMBER_BYTES, Unusable, ZipMembers, too_large
-from ganrepro.data.download import sha256_file
 from ganrepro.data.images import IMAGE_EXTENSIONS, Geometry, prepare_many
 from ganrepro.data.store import DatasetWriter
 from ganrepro.errors import DataError
+from ganrepro.files import sha256_file
 
 log = logging.getLogger(__name__)
 

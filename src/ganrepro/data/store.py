@@ -25,7 +25,7 @@ import numpy as np
 
 from ganrepro import __version__
 from ganrepro.errors import DataError
-from ganrepro.files import DiskFullError, disk_full_error, is_disk_full
+from ganrepro.files import DiskFullError, disk_full_error, is_disk_full, replace_directory
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ class DatasetWriter:
                             skipped=self.skipped, images_sha256=digest.hexdigest(),
                             **manifest_fields)
         (self.tmp / MANIFEST).write_text(manifest.to_json())
-        _replace_dir(self.tmp, self.out)
+        replace_directory(self.tmp, self.out)
         if self.skipped:
             log.warning("%s: skipped %d of %d source images (reasons in %s)", manifest.name,
                         len(self.skipped), len(self.skipped) + self.count, self.out / MANIFEST)
@@ -213,17 +213,3 @@ def _remove_stale_partials(out: Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
         except (ValueError, PermissionError):
             pass
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move the finished folder `src` to `dst`, replacing whatever `dst` was."""
-    old = None
-    if dst.exists():
-        if dst.is_dir() and not any(dst.iterdir()):
-            dst.rmdir()          # Snakemake creates the output folder before the job runs
-        else:
-            old = dst.parent / f".{dst.name}.old-{os.getpid()}"
-            os.replace(dst, old)
-    os.replace(src, dst)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

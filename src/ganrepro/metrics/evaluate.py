@@ -20,18 +20,17 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ganrepro import __version__
 from ganrepro.data import store
 from ganrepro.errors import MetricsError
-from ganrepro.files import atomic_write, atomic_write_text
+from ganrepro.files import atomic_write_text, sha256_file
+from ganrepro.images import save_png, to_uint8
 from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
 from ganrepro.progress import logged
 from ganrepro.protocol import count_suffix
-from ganrepro.training.grids import to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,7 @@ def _save_pngs(batches: Iterator[np.ndarray], folder: Path) -> Iterator[np.ndarr
     i = 0
     for batch in batches:
         for img in batch:
-            with atomic_write(folder / f"{i:06d}.png") as tmp:
-                Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(tmp)
+            save_png(img, folder / f"{i:06d}.png")
             i += 1
         yield batch
 
@@ -187,7 +185,7 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
         featurizer.close()
     return {
         "format": 1, "dataset": manifest.name, "model": meta["model"], "kimg": meta["kimg"],
-        "snapshot": str(snapshot), "snapshot_sha256": inception.sha256_file(Path(snapshot)),
+        "snapshot": str(snapshot), "snapshot_sha256": sha256_file(snapshot),
         "resolution": manifest.resolution, "seed": opts.seed, "fid_mode": opts.fid_mode, "truncation": opts.psi,
         "source": meta.get("source"),
         "extractor": extractor.identity(), "num_real": real.count, "num_gen": sorted(opts.num_gen),

@@ -30,7 +30,6 @@ The legacy_tensorflow resize and the logits (NVIDIA's file) always run on the To
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -40,6 +39,7 @@ from pathlib import Path
 import torch
 
 from ganrepro.errors import MetricsError
+from ganrepro.files import sha256_file
 from ganrepro.protocol import NVIDIA_FILE
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,6 @@ FEATURES = 2048
 EXTRACTORS = ("reference", "fast")
 
 
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def _verified_load(path: Path, size: int, sha256: str, what: str, remedy: str,
                    device: torch.device) -> torch.nn.Module:
     """Load the TorchScript file `path` only if it is the known one: `size` bytes with
@@ -74,7 +69,7 @@ def _verified_load(path: Path, size: int, sha256: str, what: str, remedy: str,
         if actual != size:
             raise MetricsError(f"{path} is not {what} (it has {actual:,} bytes; expected {sha256}, "
                                f"{size:,} bytes): {remedy}")
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        digest = sha256_file(f)
         if digest != sha256:
             raise MetricsError(f"{path} is not {what} (it has sha256 {digest}; expected {sha256}, "
                                f"{size:,} bytes): {remedy}")

@@ -187,7 +187,7 @@ def _check_archive(path: Path) -> None:
     declare more data than the file holds, or whose data.pkl fails the bounded dry run."""
     import zipfile
 
-    from ganrepro.models import picklescan
+    from ganrepro import picklescan
 
     size = path.stat().st_size
     try:
@@ -219,10 +219,12 @@ def _check_archive(path: Path) -> None:
         raise ConfigError(f"{path} is not a readable ganrepro snapshot: its data.pkl is refused ({err})") from None
 
 
-def _check_payload(path: Path, payload: dict) -> tuple[str, dict]:
+def check_payload(path: Path, payload: dict,
+                  expected_shapes: Callable[[str, dict], dict[str, tuple[int, ...]]] | None = None) -> tuple[str, dict]:
     """(model, hparams) of a snapshot payload whose state_dict matches, name by name and
     shape by shape, what the model at its hparams holds (counted on the meta device), and
-    fits this machine; refused otherwise, before the real network is built."""
+    fits this machine; refused otherwise, before the real network is built.
+    `expected_shapes(model, hparams)` gives the network's shapes (default: the generator's)."""
     name, hparams, state = payload.get("model"), payload.get("hparams"), payload.get("state_dict")
     if type(name) is not str or name not in MODELS:
         raise ConfigError(f"{path} is a damaged ganrepro snapshot: its model is {str(name)[:50]!r}; "
@@ -234,7 +236,7 @@ def _check_payload(path: Path, payload: dict) -> tuple[str, dict]:
                           f"{type(state).__name__}, not a dict of named tensors")
     try:
         check_network_size(name, hparams, str(path))
-        expected = expected_state(name, **hparams)
+        expected = (expected_shapes or (lambda n, h: expected_state(n, **h)))(name, hparams)
     except ConfigError as err:
         raise ConfigError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
     for key, value in state.items():         # missing and unexpected names: load_state_dict says which
@@ -249,10 +251,10 @@ def _check_payload(path: Path, payload: dict) -> tuple[str, dict]:
     return name, hparams
 
 
-def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """(generator in eval mode on `device`, metadata) from a snapshot file. Its archive and
-    pickle are checked for size and shape before torch reads them, and its tensors against
-    the model its hparams name before the network is built."""
+def read_snapshot_file(path: str | Path) -> Any:
+    """The payload of a file in torch.save's archive format, read with weights_only after
+    its archive and pickle are checked for size and shape; one ConfigError otherwise. The
+    payload itself is not checked here (see `load_snapshot` and `check_payload`)."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -285,13 +287,22 @@ def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple
         raise
     except Exception as err:  # a truncated or foreign file
         raise ConfigError(f"{path} is not a readable ganrepro snapshot ({_brief(err)})") from None
+    return payload
+
+
+def load_snapshot(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """(generator in eval mode on `device`, metadata) from a snapshot file. Its archive and
+    pickle are checked for size and shape before torch reads them, and its tensors against
+    the model its hparams name before the network is built."""
+    path = Path(path)
+    payload = read_snapshot_file(path)
     if isinstance(payload, dict) and type(payload.get("format")) is str \
             and payload["format"].startswith("ganrepro-snapshot-") and payload["format"] != SNAPSHOT_FORMAT:
         raise ConfigError(f"{path} is a {payload['format'][:60]} snapshot from an older ganrepro whose networks "
                           f"differ; this version reads {SNAPSHOT_FORMAT} (retrain, or use the older version)")
     if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
         raise ConfigError(f"{path} is not a ganrepro snapshot (format {SNAPSHOT_FORMAT} expected)")
-    name, hparams = _check_payload(path, payload)
+    name, hparams = check_payload(path, payload)
     try:
         G = build_generator(name, **hparams)
         G.load_state_dict(payload["state_dict"])

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ganrepro.files import atomic_write, atomic_write_text  # noqa: E402
+from ganrepro.images import save_png  # noqa: E402
 from ganrepro.protocol import count_suffix  # noqa: E402
 from ganrepro.report import FIGURES_INDEX  # noqa: E402
 from ganrepro.report.inputs import Results, ReportError  # noqa: E402
@@ -129,8 +130,7 @@ def samples_figure(results: Results, dataset: str, model: str, out: Path, column
     strips = [grid_strip(run / f"grid-{k:06d}.png", grid, columns) for k in results.kimgs]
     stacked = np.concatenate(strips, axis=0)
     png = out / f"samples_{dataset}_{model}.png"
-    with atomic_write(png) as tmp:
-        Image.fromarray(stacked).save(tmp)              # exact pixels, no metadata
+    save_png(stacked, png)                              # exact pixels, no metadata
     tile = strips[0].shape[0]
     fig, ax = plt.subplots(figsize=(0.75 * stacked.shape[1] / tile, 0.75 * len(strips) + 0.4))
     ax.imshow(stacked, interpolation="nearest")

@@ -19,7 +19,7 @@ from typing import Any
 
 import jinja2
 
-from ganrepro.files import atomic_write_text
+from ganrepro.files import atomic_write, atomic_write_text
 from ganrepro.report import CLAIMS_JSON, FIGURES_INDEX, TABLES, TABLES_INDEX
 from ganrepro.report.environment import environment
 from ganrepro.report.inputs import ReportError, Results, read_json
@@ -131,8 +131,8 @@ def no_tex_message(tex: Path) -> str:
 
 
 def compile_pdf(tex: str | Path, timeout: int = 600) -> Path:
-    """latexmk in a hidden build folder next to the .tex, then move the PDF into place, so
-    a failed or interrupted compile never leaves a PDF that looks complete."""
+    """latexmk in a hidden build folder next to the .tex, then copy the PDF into place
+    (atomically), so a failed or interrupted compile never leaves a PDF that looks complete."""
     tex = Path(tex)
     if not tex.exists():
         raise ReportError(f"{tex} does not exist; run the render_report rule (ganrepro render) first")
@@ -155,6 +155,7 @@ def compile_pdf(tex: str | Path, timeout: int = 600) -> Path:
         log.error("latexmk output (last lines):\n%s", tail)
         raise ReportError(f"latexmk failed on {tex} (exit {done.returncode}); the LaTeX log is "
                           f"{build / tex.stem}.log")
-    os.replace(build / f"{tex.stem}.pdf", pdf)
+    with atomic_write(pdf) as tmp:
+        shutil.copyfile(build / f"{tex.stem}.pdf", tmp)
     log.info("wrote %s", pdf)
     return pdf

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ganrepro import gpus
+from ganrepro import devices
 
 
 @dataclass
@@ -83,7 +83,7 @@ def context():
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
-        torch.cuda.set_device(gpus.process_device())     # a GPU no other process has claimed
+        torch.cuda.set_device(devices.process_device())     # a GPU no other process has claimed
     dist.init_process_group(backend)
     try:
         yield Context(rank, world, local_rank)

@@ -5,44 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ganrepro.files import atomic_write
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[-1, 1] float NCHW -> uint8 NHWC, quantized exactly as a saved PNG would be."""
-    x = (images.float().clamp(-1, 1) + 1) * 127.5
-    return x.round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+from ganrepro.images import save_png, tile, to_uint8
 
 
 def grid_latents(G, grid: int, seed: int) -> torch.Tensor:
     """The run's fixed latents: drawn once from the seed, the same at every snapshot."""
     return torch.randn(grid * grid, *G.z_shape, generator=torch.Generator().manual_seed(seed))
-
-
-def save_png(pixels: np.ndarray, path: str | Path) -> Path:
-    """Write one uint8 HWC image (C = 1 or 3) as a PNG, atomically: it goes to a hidden
-    temporary file beside `path` first, so an interrupted write never leaves a partial
-    PNG under the real name."""
-    path = Path(path)
-    with atomic_write(path) as tmp:
-        Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels).save(tmp)
-    return path
-
-
-def tile(pixels: np.ndarray, cols: int, rows: int | None = None) -> np.ndarray:
-    """uint8 NHWC images -> one HWC image, row by row, `cols` per row; cells past the last
-    image (up to `rows` rows) stay black."""
-    n, h, w, c = pixels.shape
-    rows = -(-n // cols) if rows is None else rows
-    if n > rows * cols:
-        raise ValueError(f"{n} images do not fit a {rows}x{cols} grid")
-    canvas = np.zeros((rows * cols, h, w, c), dtype=pixels.dtype)
-    canvas[:n] = pixels
-    return canvas.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from ganrepro import gpus, models
+from ganrepro import devices, models
 from ganrepro.data.loader import ImageDataset
 from ganrepro.data.store import read_manifest
 from ganrepro.errors import GanreproError
@@ -121,14 +121,6 @@ class BatchPlan(torch.utils.data.Sampler):
         return sum(1 for _ in self.sizes())
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise GanreproError("train.device is cuda but no CUDA device is available; use auto or cpu")
-        return gpus.process_device()        # the only GPU, or one no other job has claimed
-    return torch.device("cpu")
-
-
 def _adam(params, lr: float, betas, eps: float, interval: int | None):
     # Lazy regularization (StyleGAN2 appendix B): rescale lr and betas by interval/(interval+1).
     ratio = interval / (interval + 1) if interval else 1.0
@@ -151,7 +143,7 @@ class Trainer:
         self.hash = options_hash(self.options)
         self.t = t = self.options["train"]
         self.dist, self.model, self.seed = dist, model, seed
-        self.device = _device(t["device"])
+        self.device = devices.resolve(t["device"], "train.device")   # a GPU no other job has claimed
         self.files = RunFiles(Path(out))
         self.targets = [k * 1000 for k in cfg["kimg"]]
         self._check_batch(0)
@@ -467,12 +459,7 @@ class Trainer:
         steps = max(tick["steps"], 1)
         seconds = time.perf_counter() - tick["time"]
         images = self.nimg - tick["nimg"]
-        if self.device.type == "cuda":
-            peak = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            import resource
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = devices.peak_memory_mb(self.device, reset=True)
         record = {"kimg": self.nimg / 1000, "loss_G": v["loss_G"] / steps, "loss_D": v["loss_D"] / steps,
                   "r1": v["r1"] / v["r1_n"] if v["r1_n"] else None,
                   "pl": v["pl"] / v["pl_n"] if v["pl_n"] else None,

@@ -14,7 +14,6 @@ valid the run stops with an error rather than silently starting over.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from ganrepro.errors import GanreproError
-from ganrepro.files import atomic_write, atomic_write_text
+from ganrepro.files import atomic_write, atomic_write_text, sha256_file
 
 log = logging.getLogger(__name__)
 KEEP = 3
@@ -51,14 +50,6 @@ def checksum_path(path: Path) -> Path:
 def states(folder: Path) -> list[Path]:
     """The state files in `folder`, oldest first."""
     return sorted(folder.glob(PATTERN))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def rng_states() -> dict[str, Any]:
@@ -88,7 +79,7 @@ def save_state(folder: Path, nimg: int, payload: dict[str, Any]) -> Path:
     path = state_path(folder, nimg)
     with atomic_write(path) as tmp:
         torch.save({**payload, "nimg": nimg, "rng": rng_states()}, tmp)
-        digest = file_sha256(tmp)
+        digest = sha256_file(tmp)
     # Killed between the two renames, the state has no (or an old) checksum: it is then
     # invalid, and the resume falls back to the state before it.
     atomic_write_text(checksum_path(path), f"{digest}  {path.name}\n")
@@ -124,7 +115,7 @@ def verify(path: Path) -> str | None:
     if not match or match.group(2) != path.name:
         return f"its checksum file {sidecar.name} is not a sha256 line for {path.name}"
     try:
-        actual = file_sha256(path)
+        actual = sha256_file(path)
     except OSError as err:
         return f"it cannot be read ({err.strerror or err})"
     if actual != match.group(1):

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ganrepro import picklescan
 from ganrepro.errors import GanreproError
-from ganrepro.models import picklescan
 
 MAX_FILE = 4 << 30                     # the largest checkpoint file read at all
 MAX_DIMS = 8
