@@ -99,6 +99,16 @@ def test_every_model_enum_of_the_schema_is_the_registry():
     assert all(names == list(registry.MODELS) for names in found), found
 
 
+def test_the_recipe_keys_of_a_dataset_entry_are_the_presets_recipe_keys():
+    """The schema names the keys a dataset may override; presets.RECIPE_KEYS decides what
+    they mean. Both lists must stay the same."""
+    dataset = schema.dataset_schema()
+    allowed = dataset["properties"]["train"]["propertyNames"]["enum"]
+    assert allowed == list(presets.RECIPE_KEYS)
+    top = schema.schema()["properties"]["train"]["properties"]
+    assert set(presets.RECIPE_KEYS) <= set(top)
+
+
 def test_registry_entries_name_their_networks_as_references():
     for name, entry in registry.MODELS.items():
         assert entry.name == name

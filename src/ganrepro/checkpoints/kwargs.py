@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from ganrepro.checkpoints.unpickler import CheckpointError, short
+from ganrepro.settings.registry import with_role
 
 
 def _log2_res(x: int) -> int:
@@ -70,7 +71,7 @@ def _hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any
     if not transformer:
         if k != 1:
             refuse("k", k, "k = 1 without attention (StyleGAN2)")
-        return "stylegan2", hp
+        return with_role("baseline"), hp
     if sk.get("norm") != "layer" or not sk.get("use_pos", False) or sk.get("pos_type", "sinus") != "sinus":
         refuse("norm/use_pos/pos_type", (sk.get("norm"), sk.get("use_pos"), sk.get("pos_type")),
                "the GANformer presets: norm='layer', use_pos=True, pos_type='sinus'")
@@ -86,7 +87,7 @@ def _hparams_from_official(kwargs: dict, where: str) -> tuple[str, dict[str, Any
               pos_dim=int(sk.get("pos_dim") or 0), style=bool(sk.get("style", True)),
               mapping_ltnt2ltnt=bool(mk.get("ltnt2ltnt", False)), duplex_keys="kmeans",
               normalize_global=bool(mk.get("normalize_global", True)))
-    return ("ganformer-duplex" if sk.get("kmeans", False) else "ganformer-simplex"), hp
+    return with_role("duplex" if sk.get("kmeans", False) else "simplex"), hp
 
 
 def discriminator_hparams(kwargs: dict, model: str, hparams: dict[str, Any], where: str) -> dict[str, Any]:
