@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import REPO, ganrepro, prepare_shapes
-from ganrepro import data
+from ganrepro import data, protocol
 from ganrepro.settings import config
 from ganrepro.errors import ConfigError, MetricsError
 from ganrepro.metrics import inception, stats
@@ -145,11 +145,20 @@ def test_the_config_key_defaults_to_reference_and_is_checked():
 
 
 def test_the_rules_pass_the_config_key_to_stats_and_evaluate():
+    """real_stats passes metrics.extractor as an option; the evaluate rules pass their job's
+    metrics section (protocol.job_metrics) as --config-json, whose plan keeps the key."""
+    text = (REPO / "workflow" / "rules" / "metrics.smk").read_text()
+    assert len(re.findall(r'"ganrepro stats ', text)) == 1
+    assert text.count('extractor=config["metrics"]["extractor"]') == 1
+    assert text.count("--extractor {params.extractor}") == 1
     for rules in ("metrics.smk", "pretrained.smk"):
         text = (REPO / "workflow" / "rules" / rules).read_text()
-        commands = len(re.findall(r'"ganrepro (stats|evaluate) ', text))
-        assert text.count('extractor=config["metrics"]["extractor"]') == commands >= 1
-        assert text.count("--extractor {params.extractor}") == commands
+        assert len(re.findall(r'"ganrepro evaluate ', text)) == text.count("--config-json {params.cfg:q}") == 1
+    metrics = config.resolve({"datasets": {"toy": {"source": "shapes"}}, "metrics": {"extractor": "fast"}})["metrics"]
+    for stage in protocol.STAGES:
+        job = protocol.job_metrics(metrics, stage)
+        assert job["extractor"] == "fast"
+        assert protocol.plan(job, protocol.RELEASED if stage == protocol.RELEASED else protocol.LAST).extractor == "fast"
 
 
 def test_bench_inception_prints_both_paths_their_ratio_and_the_device():
