@@ -15,7 +15,7 @@ from conftest import REPO, ganrepro
 from ganrepro import data, models
 from ganrepro.settings import config
 from ganrepro.errors import MetricsError
-from ganrepro.metrics import Options, evaluate, inception, scores, stats
+from ganrepro.metrics import Options, inception, scores, stats
 from ganrepro.protocol import count_suffix
 from ganrepro.metrics.features import Featurizer
 

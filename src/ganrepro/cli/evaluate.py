@@ -10,7 +10,7 @@ import click
 
 from ganrepro import layout, protocol
 from ganrepro.cli.app import main
-from ganrepro.cli.options import PSI, SEED, load_config
+from ganrepro.cli.options import PSI, SEED, either_config
 from ganrepro.errors import ConfigError
 from ganrepro.settings.limits import BATCH_MAX, KIMG_MAX, NUM_GEN_MAX, NUM_IMAGES_MAX, REPEATS_MAX, SEED_MAX
 
@@ -146,9 +146,7 @@ def evaluate_command(ctx, snapshot, dataset, data_dir, names, num_gen, seed, rep
     from ganrepro.metrics import Options, evaluate, write_json
     from ganrepro.metrics.stats import parse_num_real
 
-    if config_json is not None and config_path is not None:
-        raise ConfigError("give either --config-json or --config, not both")
-    cfg = load_config(config_path, config_json) if config_json is not None or config_path is not None else None
+    cfg = either_config(config_path, config_json, None)
     explicit = {name for name in PLAN_OPTIONS
                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
     plan = evaluation_plan(ctx.params, explicit, cfg, snapshot, kimg, last_kimg)

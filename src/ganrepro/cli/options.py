@@ -25,6 +25,16 @@ def load_config(config_path: str, config_json: str | None) -> dict:
     return cfgmod.resolve(cfgmod.parse_json(config_json, "--config-json"), origin="--config-json")
 
 
+def either_config(config_path: str | None, config_json: str | None, default: str | None) -> dict | None:
+    """For commands whose --config has no default of its own: the config from one of
+    --config-json and --config (never both), else from `default` (None: no config)."""
+    if config_json is not None and config_path is not None:
+        raise ConfigError("give either --config-json or --config, not both")
+    if config_json is None and (config_path or default) is None:
+        return None
+    return load_config(config_path or default, config_json)
+
+
 class FiniteFloatRange(click.FloatRange):
     """click.FloatRange that also refuses nan (which compares false with both bounds)."""
 

@@ -13,21 +13,10 @@ import click
 
 from ganrepro import layout
 from ganrepro.cli.app import main
-from ganrepro.cli.options import DEFAULT_CONFIG
-from ganrepro.errors import ConfigError
+from ganrepro.cli.options import DEFAULT_CONFIG, either_config
 
 log = logging.getLogger(__name__)
 DEFAULT_PUBLISHED = "config/published.yaml"
-
-
-def load_config(config_json: str | None, config_path: str | None) -> dict:
-    from ganrepro.settings import config as cfgmod
-
-    if config_json is not None and config_path is not None:
-        raise ConfigError("give either --config-json or --config, not both")
-    if config_json is not None:
-        return cfgmod.resolve(cfgmod.parse_json(config_json, "--config-json"), origin="--config-json")
-    return cfgmod.load(config_path or DEFAULT_CONFIG)
 
 
 def config_options(f):
@@ -41,7 +30,7 @@ def config_options(f):
     def wrapper(config_json, config_path, results_dir, **kwargs):
         from ganrepro.report.inputs import Results
 
-        results = Results(load_config(config_json, config_path), results_dir)
+        results = Results(either_config(config_path, config_json, DEFAULT_CONFIG), results_dir)
         return f(results=results, **kwargs)
     return wrapper
 
