@@ -9,7 +9,7 @@ import shlex
 import pytest
 import yaml
 
-from conftest import BIN, REPO, run
+from conftest import BIN, REPO, ganrepro, run
 from ganrepro import layout, protocol
 from ganrepro.settings.config import resolve
 
@@ -201,3 +201,12 @@ def test_evaluate_by_hand_plans_what_the_rules_plan(monkeypatch, tmp_path):
         assert set(json.loads(words[words.index("--config-json") + 1])) <= {"datasets", "kimg", "metrics"}
         stages.append(stage)
     assert stages.count(protocol.LAST) == runs and stages.count(protocol.RELEASED) == 1
+
+
+@pytest.mark.parametrize("option", ["--kimg", "--last-kimg"])
+def test_evaluate_refuses_a_place_in_the_plan_without_a_config(option, tmp_path):
+    done = ganrepro("evaluate", "--snapshot", str(tmp_path / "snapshot-000012.pt"), "--dataset", "toy",
+                    option, "12", cwd=tmp_path, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"Error: {option} places the snapshot in a config's evaluation plan; "
+                                   "give --config (or --config-json) too")

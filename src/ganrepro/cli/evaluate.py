@@ -147,6 +147,9 @@ def evaluate_command(ctx, snapshot, dataset, data_dir, names, num_gen, seed, rep
     from ganrepro.metrics.stats import parse_num_real
 
     cfg = either_config(config_path, config_json, None)
+    if cfg is None and (kimg is not None or last_kimg is not None):
+        raise ConfigError(f"{'--kimg' if kimg is not None else '--last-kimg'} places the snapshot in a "
+                          "config's evaluation plan; give --config (or --config-json) too")
     explicit = {name for name in PLAN_OPTIONS
                 if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
     plan = evaluation_plan(ctx.params, explicit, cfg, snapshot, kimg, last_kimg)
