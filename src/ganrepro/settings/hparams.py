@@ -71,6 +71,7 @@ class GANConfig(StyleGAN2Config):
 
 @dataclass
 class DCGANConfig:
+    """The `dcgan` model: a DCGAN generator from z (not in the paper) against StyleGAN2's D."""
     resolution: int = 64            # output side length in pixels (a power of two >= 8)
     channels: int = 3               # image channels
     z_dim: int = 128                # latent size
