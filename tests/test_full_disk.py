@@ -179,7 +179,7 @@ def tiny(tmp_path_factory):
     import torch
     from ganrepro import models
     torch.manual_seed(0)
-    nets = models.build("gan", resolution=8, z_dim=16, channel_base=64, channel_max=16)
+    nets = models.build("dcgan", resolution=8, z_dim=16, channel_base=64, channel_max=16)
     models.save_snapshot(root / "snapshot-000001.pt", nets.G, nets.name, nets.hparams, kimg=1)
     ganrepro("stats", "--data", str(root / "tiny"), "--out", str(root / "stats.npz"), "--device", "cpu")
     return root
@@ -252,7 +252,7 @@ def test_evaluate_images_on_a_full_disk_then_the_rerun_equals_an_ordinary_one(tm
 # ---------------------------------------------------------------------------- train
 
 TRAIN_CONFIG = {"datasets": {"toy": {"source": "shapes", "resolution": 8}}, "kimg": [0, 1],
-                "hparams": {"gan": {"z_dim": 16, "channel_base": 64, "channel_max": 16}},
+                "hparams": {"dcgan": {"z_dim": 16, "channel_base": 64, "channel_max": 16}},
                 "train": {"batch_size": 8, "tick_kimg": 0.5, "state_kimg": 0.25, "grid": 2,
                           "num_workers": 0, "r1_interval": 4}}
 
@@ -268,7 +268,7 @@ def test_train_on_a_full_disk_then_the_rerun_equals_an_ordinary_run(tmpfs, tmp_p
     ganrepro("data", "prepare", "toy", "--spec", shapes_spec("toy", 200, 8), "--out", str(toy))
 
     def train(out: Path) -> list:
-        return ["train", "--config", tmp_path / "config.yaml", "--dataset", "toy", "--model", "gan",
+        return ["train", "--config", tmp_path / "config.yaml", "--dataset", "toy", "--model", "dcgan",
                 "--data", toy, "--out", out]
 
     ganrepro(*map(str, train(tmp_path / "ordinary")))

@@ -22,7 +22,9 @@ from ganrepro.settings.registry import MODELS
 
 RES = 16
 NAMES = list(MODELS)
-STYLED = [n for n in NAMES if n != "gan"]
+W_SPACE = [n for n in NAMES if n != "dcgan"]          # a mapping to W and a w_avg (not the DCGAN)
+# Every layer reads its own style: not the GAN baseline, whose w enters at the stem only.
+STYLED = [n for n in W_SPACE if n != "gan"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def snapshots(tmp_path_factory):
     paths = {}
     for name in NAMES:
         hp = {"resolution": RES, "channel_base": 256, "channel_max": 16}
-        if name == "stylegan2":
+        if name in ("stylegan2", "gan"):
             hp.update(z_dim=32, w_dim=32, mapping_layers=2)
         if name.startswith("ganformer"):
             hp.update(components=4, mapping_layers=2)
@@ -45,7 +47,7 @@ def snapshots(tmp_path_factory):
             for m in G.modules():
                 if isinstance(m, NoiseInjection):
                     m.strength.fill_(0.5)
-            if name == "gan":
+            if name == "dcgan":
                 G.net[-2].weight.mul_(30)                           # the conv before tanh
             if hasattr(G, "w_avg"):
                 z = torch.randn(64, *G.z_shape, generator=torch.Generator().manual_seed(99))
@@ -146,7 +148,7 @@ def test_larger_batches_give_the_same_images_up_to_round_off(snapshots, tmp_path
 
 # ---------------------------------------------------------------------------- truncation
 
-@pytest.mark.parametrize("name", STYLED)
+@pytest.mark.parametrize("name", W_SPACE)
 def test_truncation_goes_to_the_snapshots_own_w_avg(name, snapshots, tmp_path):
     generate(snapshots[name], tmp_path / "t0", "--seeds", "0-3", "--trunc", "0")
     generate(snapshots[name], tmp_path / "t1", "--seeds", "0-3", "--trunc", "1")
@@ -161,9 +163,9 @@ def test_truncation_goes_to_the_snapshots_own_w_avg(name, snapshots, tmp_path):
     assert np.abs(at_avg[0] - expected).max() <= 1
 
 
-def test_truncating_the_plain_gan_is_refused(snapshots, tmp_path):
-    result = generate(snapshots["gan"], tmp_path, "--seeds", "0", "--trunc", "0.7", code=1)
-    assert result.output.strip() == (f"Error: --trunc 0.7: {snapshots['gan']} is a gan model, which has no W "
+def test_truncating_the_dcgan_is_refused(snapshots, tmp_path):
+    result = generate(snapshots["dcgan"], tmp_path, "--seeds", "0", "--trunc", "0.7", code=1)
+    assert result.output.strip() == (f"Error: --trunc 0.7: {snapshots['dcgan']} is a dcgan model, which has no W "
                                      f"space and no w_avg to truncate toward; leave --trunc at 1")
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
@@ -187,7 +189,7 @@ def test_style_mix_grid(name, snapshots, tmp_path):
             assert differ(mixed, grid[r + 1, 0]) and differ(mixed, grid[0, c + 1]), (r, c)
 
 
-@pytest.mark.parametrize("name", STYLED)
+@pytest.mark.parametrize("name", W_SPACE)
 def test_style_mix_over_every_layer_is_the_column_image(name, snapshots, tmp_path):
     """All of a layer's latents move: with every layer taken from the column (a GANformer's
     local latents included), each cell is exactly its column's source image."""
@@ -210,10 +212,10 @@ def test_style_mix_of_the_fine_layers_is_neither_source(name, snapshots, tmp_pat
 
 @pytest.mark.parametrize("name", NAMES)
 def test_interpolation_ends_at_the_two_seed_images(name, snapshots, tmp_path):
-    trunc = ["--trunc", "0.7"] if name != "gan" else []
+    trunc = ["--trunc", "0.7"] if name != "dcgan" else []
     generate(snapshots[name], tmp_path / "seeds", "--seeds", "2,7", *trunc)
     result = generate(snapshots[name], tmp_path / "walk", "--interpolate", "2", "7", "--frames", "5", *trunc)
-    assert ("linear in W" if name != "gan" else "slerp in z") in result.stdout
+    assert ("linear in W" if name != "dcgan" else "slerp in z") in result.stdout
     frames = [pixels(tmp_path / "walk" / f"frame{i:04d}.png") for i in range(5)]
     assert sorted(p.name for p in (tmp_path / "walk").iterdir()) == \
         [f"frame{i:04d}.png" for i in range(5)] + ["interpolation.png"]
@@ -285,7 +287,7 @@ def test_an_interrupted_png_write_leaves_no_file(tmp_path, monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_images_match_the_cpu_ones(name, snapshots, tmp_path):
-    args = ["--seeds", "0-3", "--interpolate", "0", "1", *(["--style-mix", "0", "1"] if name != "gan" else [])]
+    args = ["--seeds", "0-3", "--interpolate", "0", "1", *(["--style-mix", "0", "1"] if name != "dcgan" else [])]
     generate(snapshots[name], tmp_path / "cpu", *args)
     generate(snapshots[name], tmp_path / "gpu", *args, "--device", "cuda")
     assert sorted(p.name for p in (tmp_path / "cpu").iterdir()) == sorted(p.name for p in (tmp_path / "gpu").iterdir())

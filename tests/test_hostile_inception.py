@@ -75,7 +75,7 @@ def test_stats_refuses_weights_that_are_not_nvidias_file(case, dataset, tmp_path
 def test_evaluate_refuses_weights_that_are_not_nvidias_file(case, dataset, tmp_path):
     torch.manual_seed(0)
     from ganrepro import models
-    nets = models.build("gan", resolution=8, z_dim=16, channel_base=64, channel_max=16)
+    nets = models.build("dcgan", resolution=8, z_dim=16, channel_base=64, channel_max=16)
     snapshot = tmp_path / "snapshot-000000.pt"
     models.save_snapshot(snapshot, nets.G, nets.name, nets.hparams, kimg=0)
     weights = tmp_path / "weights"

@@ -1,4 +1,4 @@
-"""The four models: shapes, gradients, attention semantics, cost, truncation, snapshots."""
+"""The registered models: shapes, gradients, attention semantics, cost, truncation, snapshots."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from ganrepro.settings import config, registry, schema
 from ganrepro.settings.run import configured_hparams
 from ganrepro.errors import ConfigError
 from ganrepro.models.attention import BipartiteAttention
+from ganrepro.models.layers import ModulatedConv2d
+from ganrepro.models.stylegan2 import mix_styles
 
 SMALL = {"channel_base": 512, "channel_max": 32}
 NAMES = list(registry.MODELS)
@@ -45,7 +47,7 @@ def test_output_shape_and_range(name, resolution):
 
 
 @pytest.mark.parametrize("name, extra", [
-    ("stylegan2", {}), ("stylegan2", {"architecture": "resnet"}), ("gan", {}),
+    ("stylegan2", {}), ("stylegan2", {"architecture": "resnet"}), ("gan", {}), ("dcgan", {}),
     ("ganformer-simplex", {}), ("ganformer-duplex", {}),
     ("ganformer-duplex", {"kmeans_iters": 2}), ("ganformer-duplex", {"duplex_keys": "centroids"}),
     ("ganformer-simplex", {"integration": "both", "mapping_ltnt2ltnt": False}),
@@ -172,7 +174,7 @@ def test_attention_memory_grows_linearly_in_positions(kind, keys):
     assert 3.5 < ratio < 4.5, f"memory grew {ratio:.1f}x for 4x positions (quadratic would be ~16x)"
 
 
-@pytest.mark.parametrize("name", ["stylegan2", "ganformer-simplex", "ganformer-duplex"])
+@pytest.mark.parametrize("name", ["stylegan2", "ganformer-simplex", "ganformer-duplex", "gan"])
 def test_truncation_to_zero_gives_the_average_latents_image(name):
     torch.manual_seed(0)
     net = small(name, 16)
@@ -185,6 +187,39 @@ def test_truncation_to_zero_gives_the_average_latents_image(name):
         direct = G.synthesize(G.w_avg.expand_as(ws), noise_mode="const")
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a, direct)
+
+
+def test_gan_baseline_has_the_official_parameter_count_at_official_widths():
+    """The official --baseline GAN at 64 px (official widths, latent 512) has 34,111,512 G
+    parameters, counted on the official PyTorch code (with its latent-stem NameError fixed,
+    see tests/fixtures/official). Of those, the affine layers of its 15 convs and ToRGBs
+    (w_dim + 1 per input channel) are built but never read under style=False; ganrepro
+    builds the rest. Its D is StyleGAN2's (26,488,833)."""
+    with torch.device("meta"):
+        net = models.build("gan", resolution=64)
+    convs = [m for m in net.G.modules() if isinstance(m, ModulatedConv2d)]
+    assert len(convs) == 15 and not any(m.modulate or hasattr(m, "affine") for m in convs)
+    never_read = sum((512 + 1) * m.weight.shape[1] for m in convs)
+    assert never_read == 3_939_840
+    assert models.count_parameters(net.G) == 30_171_672 == 34_111_512 - never_read
+    assert models.count_parameters(net.D) == 26_488_833
+    assert net.G.num_ws == 12 and net.G.blocks[0].stem.weight.shape == (512 * 16, 512)
+    assert not hasattr(net.G.blocks[0], "const")
+
+
+def test_gan_baseline_reads_w_in_its_stem_only():
+    """Style off, latent stem on: the image depends on the first w slot (the stem's) alone,
+    so style mixing from any later layer leaves it unchanged."""
+    torch.manual_seed(0)
+    G = small("gan", 16).G.eval()
+    with torch.no_grad():
+        ws, _ = G.map(latents(G, 2, seed=1))
+        other, _ = G.map(latents(G, 2, seed=2))
+        img = G.synthesize(ws, noise_mode="const")
+        later = G.synthesize(mix_styles(ws, other, 1), noise_mode="const")
+        first = G.synthesize(mix_styles(ws, other, 0, 1), noise_mode="const")
+    assert torch.equal(img, later)
+    assert (img - first).abs().max() > 0.1
 
 
 def test_w_avg_is_tracked_in_training_only():
@@ -279,7 +314,7 @@ def test_snapshot_of_the_older_networks_is_refused_with_a_reason(tmp_path):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: models.build("stylegan3"), "unknown model 'stylegan3'; allowed: stylegan2, ganformer-simplex, ganformer-duplex, gan"),
+    (lambda: models.build("stylegan3"), "unknown model 'stylegan3'; allowed: stylegan2, ganformer-simplex, ganformer-duplex, gan, dcgan"),
     (lambda: models.build("stylegan2", heads=2), "unknown hyper-parameter(s) for stylegan2: heads; allowed: resolution"),
     (lambda: models.build("ganformer-duplex", integration="concat"), "ganformer-duplex.integration is 'concat'; allowed: add, mul, both"),
     (lambda: models.build("gan", resolution=48), "resolution must be a power of two >= 8 (got 48)"),

@@ -13,7 +13,7 @@ from ganrepro.training import distributed
 from ganrepro.training.loop import Trainer
 from ganrepro.training.throughput import write_throughput
 
-MODELS = ["stylegan2", "gan"]
+MODELS = ["stylegan2", "dcgan"]
 TINY = {"mapping_layers": 2, "channel_base": 64, "channel_max": 16, "z_dim": 16, "w_dim": 16}
 
 
@@ -24,7 +24,7 @@ def toy(tmp_path_factory):
 
 def tiny_config(**train) -> dict:
     return config.resolve({"datasets": {"toy": {"source": "shapes", "resolution": 8}}, "models": MODELS,
-                           "hparams": {"stylegan2": TINY, "gan": {"z_dim": 16, "channel_base": 64, "channel_max": 16}},
+                           "hparams": {"stylegan2": TINY, "dcgan": {"z_dim": 16, "channel_base": 64, "channel_max": 16}},
                            "kimg": [0, 1], "train": {"batch_size": 4, "grid": 2, "num_workers": 0,
                                                      "r1_interval": 4, **train}})
 

@@ -28,7 +28,8 @@ HPARAMS = {
     "stylegan2": {**TINY, "z_dim": 16, "w_dim": 16},
     "ganformer-simplex": {**TINY, "z_dim": 16, "w_dim": 16, "components": 4},
     "ganformer-duplex": {**TINY, "z_dim": 16, "w_dim": 16, "components": 4},
-    "gan": {"z_dim": 16, "channel_base": 64, "channel_max": 16},
+    "gan": {**TINY, "z_dim": 16, "w_dim": 16},
+    "dcgan": {"z_dim": 16, "channel_base": 64, "channel_max": 16},
 }
 
 
@@ -184,10 +185,10 @@ def test_corrupt_newest_state_falls_back_to_the_previous_one(toy, tmp_path, capl
 def test_changed_config_refuses_to_resume(toy, tmp_path):
     cfg = make_config(tmp_path, kimg=(0,))
     run = tmp_path / "run"
-    training.train(cfg, toy, "gan", run)
+    training.train(cfg, toy, "dcgan", run)
     changed = {**cfg, "kimg": [0, 1], "train": {**cfg["train"], "batch_size": 16}}
     with pytest.raises(ResumeError, match=r"other options \(train.batch_size: 8 -> 16\); refusing to resume"):
-        training.train(changed, toy, "gan", run)
+        training.train(changed, toy, "dcgan", run)
 
 
 def test_nan_loss_stops_with_the_kimg_and_keeps_the_last_good_files(toy, tmp_path):

@@ -7,7 +7,7 @@
   of layers A..B taken from column c (`mix_styles`, as training mixes; every latent
   component of a GANformer layer moves). Sources on the top row and the left column.
 - Interpolation: linear in W between the two seeds' (truncated) styles, as StyleGAN's
-  gen_video.py walks; the plain `gan` has no W and walks along the great circle in z.
+  gen_video.py walks; the `dcgan` has no W and walks along the great circle in z.
 
 Noise: `const` (the default, as in generate.py) uses each layer's stored noise image;
 `random` draws fresh noise for every image from that image's seed, so reruns match;
@@ -119,7 +119,7 @@ class Sampler:
 
     @property
     def styled(self) -> bool:
-        """Whether the generator has a mapping to per-layer styles (all models but `gan`)."""
+        """Whether the generator has a mapping to per-layer styles (all models but `dcgan`)."""
         return hasattr(self.G, "map")
 
     def latent(self, seed: int) -> torch.Tensor:
@@ -186,7 +186,7 @@ def write_seeds(sampler: Sampler, seeds: Sequence[int], out: Path) -> str:
 
 def check_style_mix(sampler: Sampler, rows: Sequence[int], cols: Sequence[int]) -> None:
     if not sampler.styled:
-        raise ConfigError("--style-mix needs a style-based generator; the plain gan model has no per-layer styles")
+        raise ConfigError("--style-mix needs a style-based generator; the dcgan model has no per-layer styles")
     cells = (len(rows) + 1) * (len(cols) + 1)
     if cells > MAX_MIX_CELLS:
         raise ConfigError(f"--style-mix: {len(rows)} row and {len(cols)} column seeds make {cells} cells; "

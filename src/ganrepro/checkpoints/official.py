@@ -84,8 +84,8 @@ def _synthesis(res: int, rest: str, value: torch.Tensor) -> tuple[str, torch.Ten
     block = f"blocks.{int(math.log2(res)) - 2}"
     if rest == "const":
         return f"{block}.const", value[None]
-    if rest == "skip.weight":
-        return f"{block}.skip.weight", value
+    if rest in ("skip.weight", "conv_stem.weight", "conv_stem.bias"):     # conv_stem: the GAN baseline's latent stem
+        return f"{block}.{rest.replace('conv_stem', 'stem')}", value
     layer, _, tail = rest.partition(".")
     if layer == "torgb":
         if tail == "biasAct.bias":
@@ -106,8 +106,8 @@ def _synthesis(res: int, rest: str, value: torch.Tensor) -> tuple[str, torch.Ten
 def generator(official: Tensors, style: bool = True) -> Tensors:
     """The official `Generator` (StyleGAN2 baseline or GANformer; unconditional, square)
     -> ganrepro's generator of the matching registry model. style=False is for a generator
-    built with the official `style=False` (the CLEVR preset), whose `affine` layers exist
-    but are never read; ganrepro does not build them."""
+    built with the official `style=False` (the CLEVR preset, the GAN baseline), whose
+    `affine` layers exist but are never read; ganrepro does not build them."""
     out: Tensors = {}
     dead = {k.rsplit(".", 1)[0] for k in official if k.endswith("transformer.att_weight")}
     for key, value in official.items():

@@ -26,7 +26,7 @@ DEFAULT_FRAMES = 8             # frames of an --interpolate walk
 @click.option("--interpolate", nargs=2, metavar="A B",
               help="Walk from seed A to seed B: frameNNNN.png and interpolation.png (16 frames a row). Linear "
                    "in W, between the two seeds' truncated styles, as StyleGAN's gen_video.py walks; the "
-                   "plain gan model has no W and walks along the great circle in z (slerp).")
+                   "dcgan model has no W and walks along the great circle in z (slerp).")
 @click.option("--frames", type=click.IntRange(2, FRAMES_MAX),
               help=f"Frames of the walk, both ends included [default: {DEFAULT_FRAMES}].")
 @click.option("--trunc", "psi", default=1.0, show_default=True, type=PSI,
@@ -35,7 +35,7 @@ DEFAULT_FRAMES = 8             # frames of an --interpolate walk
 @click.option("--noise-mode", default="const", show_default=True, type=click.Choice(["const", "random", "none"]),
               help="Per-pixel noise: const = the stored noise images (as StyleGAN's generate.py), random = "
                    "fresh noise drawn from each image's seed (a style-mix cell: its row's; a frame: its nearer "
-                   "end's), none = no noise. The gan model has none.")
+                   "end's), none = no noise. The dcgan model has none.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (a GPU when there is one), cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=1, show_default=True, type=click.IntRange(1, BATCH_MAX),

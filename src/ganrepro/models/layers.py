@@ -28,12 +28,15 @@ def log2_int(resolution: int) -> int:
 
 
 class EqualLinear(nn.Module):
+    """Fully connected layer with equalized lr; `gain` multiplies the run-time weight scale
+    (the official FC's gain, e.g. the GAN baseline's latent stem)."""
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 bias_init: float = 0.0, lr_mul: float = 1.0, activate: bool = False):
+                 bias_init: float = 0.0, lr_mul: float = 1.0, activate: bool = False, gain: float = 1.0):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
         self.bias = nn.Parameter(torch.full([out_features], float(bias_init) / lr_mul)) if bias else None
-        self.scale = lr_mul / math.sqrt(in_features)
+        self.scale = gain * lr_mul / math.sqrt(in_features)
         self.lr_mul = lr_mul
         self.activate = activate
 

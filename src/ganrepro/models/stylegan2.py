@@ -8,6 +8,13 @@ GANformer, [B, num_ws, k + 1, w_dim] with the k local latents first and the glob
 last, so style mixing swaps all of them per layer. A block reads its convs' styles and,
 after them, its ToRGB's, which is the next block's first conv style (the official
 indexing; it only matters for the skip architecture and for style mixing).
+
+The same skeleton is the official `--baseline GAN` (run_network.py: `style=False,
+latent_stem=True`): with the hyper-parameter class's `style` False every conv and ToRGB is
+a plain equalized-lr conv (no affine, no modulation, no demodulation), and with
+`latent_stem` True the first block's learned 4x4 constant is replaced by a stem, an FC
+layer from the first w slot to the 4x4 grid (one more style slot). Noise inputs, biases,
+the skip architecture and conv_last stay. See `Generator` for how to build and extend it.
 """
 
 from __future__ import annotations
@@ -57,7 +64,8 @@ class SynthesisLayer(nn.Module):
         x = self.conv(x, _global(w))
         att = None
         if self.attention is not None:
-            x, state, att = self.attention(x, w[:, :-1], state.get("pos"), state, return_attention)
+            local = w[:, :-1] if w.ndim == 3 else None          # GANformer's k local latents
+            x, state, att = self.attention(x, local, state.get("pos"), state, return_attention)
         if not self.plain:
             x = lrelu(self.noise(x, noise_mode) + self.bias)
             x = x * self.gain if self.gain != 1 else x
@@ -65,12 +73,21 @@ class SynthesisLayer(nn.Module):
 
 
 class SynthesisBlock(nn.Module):
+    """One resolution of the synthesis: [stem or 2x-upsampling conv0] -> conv1 ->
+    [conv_last] -> [ToRGB]. The first block (cin == 0) starts from a learned 4x4 constant,
+    or, with latent_stem, from `stem`: FC(w) -> lrelu, reshaped to [B, cout, 4, 4], as the
+    official PyTorch latent stem (gain sqrt(2) / 4, bias, lrelu; no noise)."""
+
     def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, img_channels: int,
-                 architecture: str, is_last: bool, make_attention: Callable, style: bool = True):
+                 architecture: str, is_last: bool, make_attention: Callable, style: bool = True,
+                 latent_stem: bool = False):
         super().__init__()
         self.first = cin == 0
         self.architecture, self.is_last = architecture, is_last
-        if self.first:
+        self.latent_stem = self.first and latent_stem
+        if self.latent_stem:
+            self.stem = EqualLinear(w_dim, cout * 16, gain=SQRT2 / 4, activate=True)
+        elif self.first:
             self.const = nn.Parameter(torch.randn(1, cout, 4, 4))     # learned 4x4 input
         else:
             self.conv0 = SynthesisLayer(cin, cout, w_dim, resolution, up=True,
@@ -83,13 +100,16 @@ class SynthesisBlock(nn.Module):
         if is_last:
             self.conv_last = SynthesisLayer(cout, cout, w_dim, resolution, plain=True, style=style)
         self.torgb = ToRGB(cout, img_channels, w_dim, style) if (architecture == "skip" or is_last) else None
-        self.num_conv = (1 if self.first else 2) + (1 if is_last else 0)
+        self.num_conv = (1 if self.first and not self.latent_stem else 2) + (1 if is_last else 0)
         self.num_torgb = 1 if self.torgb is not None else 0
 
     def forward(self, x, img, ws, state, noise_mode, return_attention):
         maps = []
         it = iter(ws.unbind(dim=1))
-        if self.first:
+        if self.latent_stem:
+            x = self.stem(_global(next(it))).reshape(ws.shape[0], -1, 4, 4)
+            skip = None
+        elif self.first:
             x = self.const.expand(ws.shape[0], -1, -1, -1)
             skip = None
         else:
@@ -116,7 +136,27 @@ def _no_attention(resolution: int, channels: int) -> None:
 
 class Generator(nn.Module):
     """z -> image. `map` gives the per-layer styles ws (see the module docstring);
-    `synthesize` renders them, so training can mix styles."""
+    `synthesize` renders them, so training can mix styles.
+
+    The hyper-parameter class decides the skeleton: `cfg.style` (default True) and
+    `cfg.latent_stem` (default False), read as attributes, so a class may fix them (the GAN
+    baseline's `GANConfig` does: style off, latent stem on). Widths and size come from
+    cfg.resolution, channel_base and channel_max (channels_at), as for StyleGAN2.
+
+    Extending it (GANformer here; the TF baselines SAGAN and k-GAN build on it):
+    - `make_attention(resolution, channels)` is called once per 3x3 synthesis layer, in
+      order (block 4x4: conv1; every later block: conv0, conv1; never conv_last). What it
+      returns (None = nothing) runs on that layer's conv output, before noise, bias and
+      lrelu, as `module(x, w_local, pos, state, return_attention) -> (x, state, map)` with
+      x [B, C, H, W], w_local the layer's local latents (GANformer's [B, k, w_dim]; None
+      when ws is [B, num_ws, w_dim]), `state` the dict `_synthesis_state` starts and the
+      layers pass on, and map an attention map or None.
+      In the TF code's numbering, the layer at resolution 2**r is layer_idx 2r - 5 (conv0)
+      or 2r - 4 (conv1); the 4x4 conv is layer_idx 0.
+    - `blocks[i]` is the SynthesisBlock at resolution 4 * 2**i; `synthesize` runs them in
+      order, block(x, img, ws_slice, state, noise_mode, return_attention) -> (x, img, state,
+      maps), so a subclass can act on the features x between blocks (e.g. merge k images).
+    """
 
     def __init__(self, cfg: StyleGAN2Config, make_attention: Callable = _no_attention):
         super().__init__()
@@ -130,7 +170,8 @@ class Generator(nn.Module):
         for res in resolutions:
             cout = channels_at(res, cfg.channel_base, cfg.channel_max)
             blocks.append(SynthesisBlock(cin, cout, cfg.w_dim, res, cfg.channels, cfg.architecture,
-                                         res == cfg.resolution, make_attention, getattr(cfg, "style", True)))
+                                         res == cfg.resolution, make_attention, getattr(cfg, "style", True),
+                                         getattr(cfg, "latent_stem", False)))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         self.num_ws = sum(b.num_conv for b in self.blocks) + self.blocks[-1].num_torgb

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 from ganrepro.errors import ConfigError
 from ganrepro.settings.limits import BATCH_MAX, RESOLUTION_MAX
@@ -61,7 +61,17 @@ class GANformerConfig(StyleGAN2Config):
 
 
 @dataclass
-class GANConfig:
+class GANConfig(StyleGAN2Config):
+    """The official `--baseline GAN` (pytorch_version/run_network.py: style=False,
+    latent_stem=True): StyleGAN2's skeleton without style modulation, its 4x4 input mapped
+    from w by an FC stem. Both are fixed by the model, not config keys."""
+    style: ClassVar[bool] = False          # plain convs: no affine, modulation or demodulation
+    latent_stem: ClassVar[bool] = True     # the 4x4 input is FC(w), not a learned constant
+
+
+@dataclass
+class DCGANConfig:
+    """The `dcgan` model: a DCGAN generator from z (not in the paper) against StyleGAN2's D."""
     resolution: int = 64            # output side length in pixels (a power of two >= 8)
     channels: int = 3               # image channels
     z_dim: int = 128                # latent size

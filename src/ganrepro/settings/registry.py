@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ganrepro.errors import ConfigError
-from ganrepro.settings.hparams import CHOICES, GANConfig, GANformerConfig, StyleGAN2Config
+from ganrepro.settings.hparams import CHOICES, DCGANConfig, GANConfig, GANformerConfig, StyleGAN2Config
 
 
 # The paper's comparisons: the StyleGAN2 baseline against the two GANformers.
@@ -29,7 +29,7 @@ class ModelEntry:
     generator: str           # "module:callable" building G from an instance of `hparams`
     discriminator: str       # "module:callable" building D from an instance of `hparams`
     has_attention: bool      # bipartite attention whose maps the grids and the report draw
-    published_as: str        # its row in the literature's tables (config/published.yaml)
+    published_as: str | None # its row in the literature's tables (config/published.yaml); None: none
     from_tf: bool            # official TF checkpoints can be imported as this model
     color: str               # its line colour and marker in the report's figures
     marker: str
@@ -46,9 +46,12 @@ _ENTRIES = (
     ModelEntry("ganformer-duplex", GANformerConfig, "GANformer duplex", "ganrepro.models.ganformer:duplex",
                "ganrepro.models.ganformer:ganformer_discriminator", has_attention=True, published_as="ganformer",
                from_tf=True, color="tab:red", marker="D", role="duplex"),
-    ModelEntry("gan", GANConfig, "GAN", "ganrepro.models.gan:DCGANGenerator",
+    ModelEntry("gan", GANConfig, "GAN", "ganrepro.models.stylegan2:Generator",
                "ganrepro.models.stylegan2:plain_discriminator", has_attention=False, published_as="gan",
                from_tf=False, color="tab:green", marker="^", role=None),
+    ModelEntry("dcgan", DCGANConfig, "DCGAN", "ganrepro.models.dcgan:DCGANGenerator",
+               "ganrepro.models.stylegan2:plain_discriminator", has_attention=False, published_as=None,
+               from_tf=False, color="tab:olive", marker="v", role=None),
 )
 
 # Name -> entry, in the order the report and `ganrepro models params` list them.

@@ -1,6 +1,8 @@
-"""The paper's plain "GAN" row: a DCGAN-style generator (Radford et al. 2016) straight
-from z (no mapping network, no modulation, no noise), trained against the same StyleGAN2
-discriminator as the other models so that only the generator differs."""
+"""A DCGAN-style generator (Radford et al. 2016) straight from z (no mapping network, no
+modulation, no noise), trained against the same StyleGAN2 discriminator as the other
+models so that only the generator differs. Not the paper's "GAN" row (that is `gan`, the
+official code's `--baseline GAN`): registered as `dcgan`, the example architecture of
+simple GAN tutorials, and a cheap model without W."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ import torch
 from torch import nn
 
 from ganrepro.models.layers import log2_int
-from ganrepro.settings.hparams import GANConfig, channels_at
+from ganrepro.settings.hparams import DCGANConfig, channels_at
 
 
 class DCGANGenerator(nn.Module):
-    def __init__(self, cfg: GANConfig):
+    def __init__(self, cfg: DCGANConfig):
         super().__init__()
         self.cfg = cfg
         ch = lambda r: channels_at(r, cfg.channel_base, cfg.channel_max)   # noqa: E731
