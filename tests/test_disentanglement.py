@@ -155,3 +155,31 @@ def test_measure_scores_a_real_generator():
     for key in ("disentanglement", "completeness", "informativeness", "modularity"):
         assert np.isfinite(record[key])
     assert set(record["mean_area"]) == set(dm.FACTOR_NAMES)
+
+
+def test_the_command_scores_a_ganformer_snapshot_and_refuses_a_missing_one(tmp_path):
+    """`ganrepro disentanglement` on a real (untrained) GANformer snapshot: the codes are
+    its k local components and the global one, flattened."""
+    import json
+
+    import torch
+    from click.testing import CliRunner
+
+    from ganrepro import models
+    from ganrepro.cli import main
+
+    torch.manual_seed(0)
+    net = models.build("ganformer-simplex", resolution=16, channel_base=256, channel_max=16,
+                       components=4, mapping_layers=2)
+    models.save_snapshot(tmp_path / "g.pt", net.G.eval(), "ganformer-simplex", net.hparams, kimg=3)
+    out = tmp_path / "d.json"
+    result = CliRunner().invoke(main, ["disentanglement", "--snapshot", str(tmp_path / "g.pt"), "--out", str(out),
+                                       "--num-images", "40", "--batch-size", "20", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    assert record["model"] == "ganformer-simplex" and record["kimg"] == 3 and record["num_images"] == 40
+    assert record["codes"] == 5 * net.G.cfg.z_dim
+    assert 0 <= record["disentanglement"] <= 1 and 0 <= record["completeness"] <= 1
+    missing = CliRunner().invoke(main, ["disentanglement", "--snapshot", str(tmp_path / "none.pt"),
+                                        "--out", str(out), "--device", "cpu"])
+    assert missing.exit_code != 0 and "Traceback" not in missing.output
