@@ -5,7 +5,7 @@ status 1 and no traceback. Each command imports what it needs inside its body, s
 `ganrepro --help` and the cheap commands start without torch.
 """
 
-from ganrepro.cli import bench, checkpoints, config, data, evaluate, generate, models, report, train  # noqa: F401  (register)
+from ganrepro.cli import bench, checkpoints, config, data, disentanglement, evaluate, generate, models, report, train  # noqa: F401  (register)
 from ganrepro.cli.app import main
 
 __all__ = ["main"]
