@@ -11,15 +11,15 @@ The presets (rn:90-99): `--baseline SAGAN` sets style=False, latent_stem=True,
 g_img2img=5; `--baseline kGAN` sets kgan (-> merge, rn:265), merge_layer=5,
 merge_type=softmax, components_num=8. Nothing else differs from the defaults, so both keep:
 the skip generator (nw:1122 architecture="skip"; rn leaves g_arch None), the resnet
-discriminator with minibatch-std (nw:1500, 1659-1662), which neither preset touches
+discriminator with minibatch-std (nw:1499, 1661-1663), which neither preset touches
 (d_img2img stays 0, rn:272; the D is `stylegan2.plain_discriminator`, already equal to the
 official one), local noise (nw:1128), widths min(16384 / 2**(r-1), 512) at 2**r pixels
 (nw:40-41, 1119-1120: our channel_base 32768 / resolution is the same number), latent size
-512 (rn:400 `--latent-size`), 8 mapping layers at lr multiplier 0.01 (rn `--mapping-*`
-defaults, nw:976-978), no tanh (nw:1131).
+512 (rn:494), 8 mapping layers at lr multiplier 0.01 (rn:464-465 leave them to
+nw:983, 985), no tanh (nw:1131).
 
 Shared skeleton (nw G_synthesis, nw:1108-1484, for a generator without `--transformer`):
-- mapping (nw:966-1097): z normalized to unit mean square per latent vector (nw:1042-1045),
+- mapping (nw:966-1097): z normalized to unit mean square per latent vector (nw:1048-1050),
   then `mlp` (nw:326-349): 8 FC layers with lrelu and no separate output FC (nw:343-346);
   our MappingNetwork adds its own output FC, so it gets mapping_layers - 1 blocks.
   ws: one w per layer, num_layers = 2 * log2(resolution) - 1 (nw:1172). Slot 0 feeds the
@@ -43,9 +43,9 @@ SAGAN (`sagan`): style off, latent stem, and a self-attention among all image po
 (`transformer_layer` with from = to = the image, name "n2n", nw:1316-1320) on the conv
 output of every layer at 2**5 = 32 px (`res == img2img`, res = log2 resolution of the
 layer, nw:1250): both convs of the 32 px block. The attention (nw:647-756, defaults
-nw:658-659; its arguments nw:1305-1319): queries, keys, values, a position term for
+nw:658-659; its arguments nw:1301-1320): queries, keys, values, a position term for
 queries and one for keys, and the output are FC layers with bias (nw:64-78, 681-690, 541);
-positions are the 2-D sinusoidal grid of the layer with pos_dim = w_dim (nw:200-224, 1201;
+positions are the 2-D sinusoidal grid of the layer with pos_dim = w_dim (nw:200-224, 1173-1174;
 rn:541 pos_type sinus); one head (rn `--num-heads` 1); scores / sqrt(C / heads); softmax
 over the keys; dropout 0.12 in training, half over single weights and half over whole key
 positions (nw:504-512, rescaled as tf.nn.dropout does, nw:167-170; off when not training,
@@ -63,7 +63,7 @@ identity (the SAGAN paper's gamma = 0 is not in it).
 k-GAN (`kgan`): style on, learned constant, k = 8 generators that share every weight
 except their own 4x4 constant (stem_size = k, nw:1404) and their own latent: the latent
 size 512 is split into k = 8 latents of 64 (rn:225-231), each normalized and mapped by the
-one mapping MLP (nw:1073-1074). The network runs at batch B * k (sample b * k + j is
+one mapping MLP (nw:1075-1076). The network runs at batch B * k (sample b * k + j is
 generator j of image b, nw:1184-1186, 1407) with each generator's own styles, until the
 block at 2**5 = 32 px (merge_layer 5, nw:1436-1441): there `merge_images` (nw:767-801)
 scores each generator's features with a 1x1 conv to one channel, without bias
@@ -78,9 +78,9 @@ last ToRGB (nw:1189-1191, 1365-1367).
   - the 4x4 ToRGB reads `get_global(ws, res)` with `res` left over from the noise loop
     (nw:1215, 1426), log2(resolution) + 1, so it gets only the last generator's styles at
     batch B for features at batch B * k, which the fused modulated conv cannot combine
-    (nw:406-408). We give every generator its own styles, as every other pre-merge layer.
+    (nw:404-406). We give every generator its own styles, as every other pre-merge layer.
   - the skip image is still at batch B * k when the merged features (batch B) reach the
-    first ToRGB after the merge (nw:1444-1447, 1386-1387). We merge the (upsampled) skip
+    first ToRGB after the merge (nw:1444-1447, 1384-1386). We merge the (upsampled) skip
     images with the same per-pixel softmax weights as the features, so the output is the
     weighted composition of the k generators' images plus the merged features' ToRGB.
   - "const" noise (sampling only): TF keeps one constant noise map per generator before
@@ -88,7 +88,7 @@ last ToRGB (nw:1189-1191, 1365-1367).
   Unused TF variables we do not create: `ltnt_emb`, [k - 1, w_dim] (nw:884; use_pos off).
   Also in the official nw G_mapping, a generator with a single latent and no transformer
   (k - 1 == 0, nw:1000, 1063-1064) replaces the latent by an empty tensor, so nw cannot
-  build the GAN or SAGAN baseline either; nw1:1076 (`if k == 0`) maps it, as we do.
+  build the GAN or SAGAN baseline either; nw1:1063 (`if k == 0`) maps it, as we do.
 
 Parameter counts at the official widths are stated, with their arithmetic, in
 tests/test_baselines.py and docs/models.md.
