@@ -198,6 +198,32 @@ def test_table1_sets_published_values_beside_ours(tmp_path):
     assert r"\cite{adorni2023ganformerrepro}" in tex
 
 
+def test_table1_has_every_row_of_the_papers_table_in_its_order_with_ours_where_trained(tmp_path):
+    trained = ["stylegan2", "sagan", "kgan"]
+    cfg = cfgmod.resolve({
+        "datasets": {DATASET: {"source": "shapes", "resolution": 8, "num_images": 16}},
+        "models": trained, "kimg": [0, 2, 4], "seeds": [0, 1, 2],
+        "hparams": {m: dict(TINY) for m in trained} | {"sagan": dict(TINY, attention_res=8)},   # no 32 px at 8 px
+        "metrics": {"names": ["fid", "kid", "pr", "is"], "num_gen": 10000, "final_num_gen": 50000, "repeats": 3},
+    })
+    fids = {**GOOD, "sagan": [300.0, 130.0, 70.0], "kgan": [300.0, 140.0, 80.0]}
+    write_tables(make_run(tmp_path / "results", cfg, fids), load_published(PUBLISHED), tmp_path / "tables")
+    t1 = pd.read_csv(tmp_path / "tables" / "table1.csv")
+    readme = t1[t1["Result"] == "official README, FID-50k"]
+    assert list(readme["Model"]) == ["GAN", "k-GAN", "SAGAN", "StyleGAN2", "VQGAN", "GANformer"]
+    assert float(readme[readme["Model"] == "k-GAN"]["README FID-50k CLEVR"].iloc[0]) == 28.28
+    ours = t1[t1["Result"].str.startswith("this run")]
+    assert list(ours["Model"]) == ["k-GAN", "SAGAN", "StyleGAN2"]
+    assert float(ours[ours["Model"] == "SAGAN"]["FID"].iloc[0]) == pytest.approx(70.0 - 0.4)
+    # each model's rows sit just above its published row: the paper's order, GAN first
+    order = list(t1["Model"])
+    assert order.index("GAN") < order.index("k-GAN") < order.index("SAGAN") < order.index("StyleGAN2")
+    assert list(t1["Model"][t1["Model"].isin(["k-GAN", "SAGAN"])]) == ["k-GAN", "k-GAN", "SAGAN", "SAGAN"]
+    tex = (tmp_path / "tables" / "table1.tex").read_text()
+    assert "28.28 / 69.90 / 61.14 / 51.08" in tex
+    assert "not a model of this pipeline" in tex                # VQGAN: published values only
+
+
 def test_missing_metrics_file_names_the_file_and_rule(tmp_path):
     results = make_run(tmp_path / "results", make_config(), GOOD)
     missing = tmp_path / "results" / "metrics" / DATASET / "stylegan2" / "seed1" / "kimg000002.json"

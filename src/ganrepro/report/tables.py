@@ -76,50 +76,85 @@ def across_seeds(values: dict[int, Value | None], quantity: str, notes: Notes) -
     return {"mean": s.mean * f, "sd": s.sd * f if s.sd is not None else None, "n": s.n}, text
 
 
+def _table1_groups(results: Results, published: dict) -> list[tuple[str | None, list[str]]]:
+    """The rows of the paper's Table 1 in its order (the README's FID-50k rows): each
+    published row key with the trained models that report under it, then every trained
+    model without a published row (key None)."""
+    groups = [(key, [m for m in results.models if m in MODELS and MODELS[m].published_as == key])
+              for key in published["official_fid50k"]["models"]]
+    placed = {m for _, ms in groups for m in ms}
+    return groups + [(None, [m]) for m in results.models if m not in placed]
+
+
 def table1(results: Results, published: dict) -> Table:
-    """The paper's Table 1 regenerated: our last checkpoint (mean ± sd over training seeds,
-    with the number of runs) beside the published values."""
+    """The paper's Table 1 regenerated, row by row (GAN, k-GAN, SAGAN, StyleGAN2, VQGAN,
+    GANformer, as config/published.yaml's official_fid50k lists them): for every model
+    trained here, our last checkpoint (mean ± sd over training seeds, with the number of
+    runs), the paper's and the replication's values where published; for every row, the
+    official README's FID-50k on its four datasets (one cell; one CSV column each). A row
+    no model of this pipeline reports under (VQGAN) keeps only its published values."""
     notes, rows, shown = Notes(), [], []
     sources = published["sources"]
-    means, repl = published["paper_means"], published["replication_fid"]
+    means, repl, readme = published["paper_means"], published["replication_fid"], published["official_fid50k"]
+    uncertain = {(u["model"], u["dataset"]): u["note"] for u in readme.get("uncertain", [])}
+    readme_cols = [f"README FID-50k {d}" for d in readme["datasets"]]
     quantities = ("FID", "IS", "Precision", "Recall")
-    for model in results.models:
-        for dataset in results.datasets:
-            m = results.last(dataset, model, results.seeds[0])
-            suffix = _final_suffix(m)
-            n = suffix_count(suffix) if suffix else None
-            what = f"this run: {dataset}, {m.kimg} kimg" + (f", {n:,} samples" if n else "")
-            row = {"Model": model_label(model), "Result": what, "source": "this pipeline"}
-            disp = dict(row)
-            for q in quantities:
-                if suffix is None:
-                    row[header(q)], disp[header(q)] = None, DASH
-                    continue
-                fields, text = across_seeds(seed_values(results, dataset, model, q, suffix), q, notes)
-                row[header(q)], row[f"{header(q)} sd"], row[f"{header(q)} n"] = fields["mean"], fields["sd"], fields["n"]
-                disp[header(q)] = text
-            rows.append(row)
-            shown.append(disp)
-        if model in means["models"]:
-            p = means["models"][model]
-            mark = notes.mark(f"paper: {means['note']}; {sources[means['source']]['text']}",
-                              sources[means["source"]]["cite"])
-            row = {"Model": model_label(model), "Result": "paper, mean of 4 datasets",
-                   "source": sources[means["source"]]["text"],
-                   header("FID"): p["fid"], header("IS"): p["is"],
-                   header("Precision"): p["precision"], header("Recall"): p["recall"]}
-            rows.append(row)
-            shown.append({**row, "Result": row["Result"] + mark,
-                          **{header(q): show(row[header(q)]) for q in quantities}})
-        if model in repl["models"]:
-            mark = notes.mark(f"replication, FID only: {repl['note']}", sources[repl["source"]]["cite"])
-            for key, label in repl["datasets"].items():
-                fid = repl["models"][model].get(key)
-                row = {"Model": model_label(model), "Result": f"replication, {label}, {repl['kimg']} kimg",
-                       "source": sources[repl["source"]]["text"], header("FID"): fid}
+    for key, trained in _table1_groups(results, published):
+        for model in trained:
+            for dataset in results.datasets:
+                m = results.last(dataset, model, results.seeds[0])
+                suffix = _final_suffix(m)
+                n = suffix_count(suffix) if suffix else None
+                what = f"this run: {dataset}, {m.kimg} kimg" + (f", {n:,} samples" if n else "")
+                row = {"Model": model_label(model), "Result": what, "source": "this pipeline"}
+                disp = dict(row)
+                for q in quantities:
+                    if suffix is None:
+                        row[header(q)], disp[header(q)] = None, DASH
+                        continue
+                    fields, text = across_seeds(seed_values(results, dataset, model, q, suffix), q, notes)
+                    row[header(q)], row[f"{header(q)} sd"] = fields["mean"], fields["sd"]
+                    row[f"{header(q)} n"] = fields["n"]
+                    disp[header(q)] = text
                 rows.append(row)
-                shown.append({**row, "Result": row["Result"] + mark, header("FID"): show(fid),
-                              **{header(q): DASH for q in ("IS", "Precision", "Recall")}})
+                shown.append(disp)
+            if model in means["models"]:
+                p = means["models"][model]
+                mark = notes.mark(f"paper: {means['note']}; {sources[means['source']]['text']}",
+                                  sources[means["source"]]["cite"])
+                row = {"Model": model_label(model), "Result": "paper, mean of 4 datasets",
+                       "source": sources[means["source"]]["text"],
+                       header("FID"): p["fid"], header("IS"): p["is"],
+                       header("Precision"): p["precision"], header("Recall"): p["recall"]}
+                rows.append(row)
+                shown.append({**row, "Result": row["Result"] + mark,
+                              **{header(q): show(row[header(q)]) for q in quantities}})
+            if model in repl["models"]:
+                mark = notes.mark(f"replication, FID only: {repl['note']}", sources[repl["source"]]["cite"])
+                for rkey, label in repl["datasets"].items():
+                    fid = repl["models"][model].get(rkey)
+                    row = {"Model": model_label(model), "Result": f"replication, {label}, {repl['kimg']} kimg",
+                           "source": sources[repl["source"]]["text"], header("FID"): fid}
+                    rows.append(row)
+                    shown.append({**row, "Result": row["Result"] + mark, header("FID"): show(fid),
+                                  **{header(q): DASH for q in ("IS", "Precision", "Recall")}})
+        if key is None:
+            continue
+        values = readme["models"][key]
+        label = readme.get("labels", {}).get(key, key)
+        src = sources[readme["source"]]
+        row = {"Model": label, "Result": "official README, FID-50k", "source": src["text"],
+               **dict(zip(readme_cols, values))}
+        fids = [show(v) + (notes.mark(uncertain[(key, d)]) if (key, d) in uncertain else "")
+                for d, v in zip(readme["datasets"], values)]
+        label_marks = notes.mark(uncertain[(key, "all")]) if (key, "all") in uncertain else ""
+        if not any(MODELS[m].published_as == key for m in MODELS):
+            label_marks += notes.mark("not a model of this pipeline, so only its published values (see the text)")
+        rows.append(row)
+        shown.append({"Model": label + label_marks,
+                      "Result": row["Result"] + notes.mark(f"{src['text']}; {readme['note']}; the FID cell "
+                                                           f"lists {' / '.join(readme['datasets'])}", src["cite"]),
+                      header("FID"): " / ".join(fids), **{header(q): DASH for q in ("IS", "Precision", "Recall")}})
     cols = ["Model", "Result"] + [header(q) for q in quantities]
     extra = [f"{header(q)} {x}" for q in quantities for x in ("sd", "n")]
     notes.line("this run: mean ± standard deviation over the training seeds, with the number of runs in "
@@ -127,8 +162,8 @@ def table1(results: Results, published: dict) -> Table:
     notes.line(f"{DASH}: not reported by the source, or not in metrics.names")
     return Table("table1", "The paper's main comparison: our last checkpoint beside the published values "
                  "(FID and IS: lower and higher are better; precision and recall in percent)",
-                 pd.DataFrame(rows, columns=cols + extra + ["source"]), pd.DataFrame(shown, columns=cols).fillna(DASH),
-                 notes, "ll" + "r" * 4)
+                 pd.DataFrame(rows, columns=cols + extra + readme_cols + ["source"]),
+                 pd.DataFrame(shown, columns=cols).fillna(DASH), notes, "ll" + "r" * 4)
 
 
 def metrics_table(results: Results) -> Table:

@@ -80,6 +80,30 @@ class DCGANConfig:
     mbstd_group: int = 4            # minibatch-std group size in the discriminator
 
 
+@dataclass
+class SAGANConfig(StyleGAN2Config):
+    """The official TF `--baseline SAGAN` (run_network.py: style=False, latent_stem=True,
+    g_img2img=5): the TF GAN skeleton plus self-attention among all image positions in
+    both convs at attention_res. ganrepro.models.baselines has the source of every choice."""
+    mapping_layers: int = 8         # mapping FC layers in all (the TF mlp has no separate output FC)
+    attention_res: int = 32         # resolution of the self-attention layers (official g_img2img 5: 2**5)
+    attention_dropout: float = 0.12 # official: two dropouts of half this (single weights, whole positions)
+    pos_dim: int = 0                # sinusoidal image-grid features; 0 = w_dim (official)
+
+
+@dataclass
+class KGANConfig(StyleGAN2Config):
+    """The official TF `--baseline kGAN` (run_network.py: kgan, merge_layer=5,
+    merge_type=softmax, components_num=8): k StyleGAN2 generators that share their weights,
+    merged by a per-pixel softmax after the block at merge_res. See ganrepro.models.baselines."""
+    z_dim: int = 64                 # each generator's latent: the official 512 split into k = 8
+    w_dim: int = 64
+    mapping_layers: int = 8         # mapping FC layers in all (the TF mlp has no separate output FC)
+    components: int = 8             # k generators (official components_num 8)
+    merge_res: int = 32             # their features merge after this block (official merge_layer 5: 2**5);
+                                    # after the last block when the images are smaller
+
+
 # The values a string hyper-parameter may take.
 ARCHITECTURES = ("resnet", "skip")
 INTEGRATIONS = ("add", "mul", "both")
@@ -101,6 +125,8 @@ HPARAM_MAXIMA: dict[str, int] = {
     "start_res": RESOLUTION_MAX,
     "end_res": RESOLUTION_MAX,  # official 128 (every resolution below 256)
     "kmeans_iters": 64,         # official 1 k-means round per layer
+    "attention_res": RESOLUTION_MAX,
+    "merge_res": RESOLUTION_MAX,
 }
 
 
@@ -126,6 +152,8 @@ HPARAM_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "end_res": (_power_of_two_from(4), "a power of two >= 4"),
     "kmeans_iters": _POSITIVE_INT,
     "pos_dim": (lambda v: v == 0 or (v >= 4 and v % 4 == 0), "0 (= w_dim, official) or a multiple of 4 (>= 4)"),
+    "attention_res": (_power_of_two_from(4), "a power of two >= 4"),
+    "merge_res": (_power_of_two_from(8), "a power of two >= 8"),
 }
 
 
@@ -152,6 +180,11 @@ def check_hparams(model: str, hp: dict[str, Any], datasets: dict[str, int], pref
             raise ConfigError(f"{key(name)} must be {HPARAM_RANGES[name][1]} (got {value})")
         if name in HPARAM_MAXIMA and value > HPARAM_MAXIMA[name]:
             raise ConfigError(f"{key(name)} must be <= {HPARAM_MAXIMA[name]} (got {value})")
+    if "attention_res" in hp:
+        for dataset, res in datasets.items():
+            if hp["attention_res"] > res:
+                raise ConfigError(f"{key('attention_res')} ({hp['attention_res']}) leaves no self-attention layer "
+                                  f"at dataset '{dataset}' ({res} px); allowed: a power of two from 4 to {res}")
     if "heads" not in hp:
         return
     if hp["start_res"] > hp["end_res"]:

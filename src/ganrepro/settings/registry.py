@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ganrepro.errors import ConfigError
-from ganrepro.settings.hparams import CHOICES, DCGANConfig, GANConfig, GANformerConfig, StyleGAN2Config
+from ganrepro.settings.hparams import (
+    CHOICES, DCGANConfig, GANConfig, GANformerConfig, KGANConfig, SAGANConfig, StyleGAN2Config)
 
 
 # The paper's comparisons: the StyleGAN2 baseline against the two GANformers.
@@ -52,6 +53,12 @@ _ENTRIES = (
     ModelEntry("dcgan", DCGANConfig, "DCGAN", "ganrepro.models.dcgan:DCGANGenerator",
                "ganrepro.models.stylegan2:plain_discriminator", has_attention=False, published_as=None,
                from_tf=False, color="tab:olive", marker="v", role=None),
+    ModelEntry("sagan", SAGANConfig, "SAGAN", "ganrepro.models.baselines:sagan",
+               "ganrepro.models.stylegan2:plain_discriminator", has_attention=False, published_as="sagan",
+               from_tf=False, color="tab:purple", marker="P", role=None),
+    ModelEntry("kgan", KGANConfig, "k-GAN", "ganrepro.models.baselines:kgan",
+               "ganrepro.models.stylegan2:plain_discriminator", has_attention=False, published_as="k-gan",
+               from_tf=False, color="tab:brown", marker="X", role=None),
 )
 
 # Name -> entry, in the order the report and `ganrepro models params` list them.
