@@ -10,15 +10,19 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO, run
+from ganrepro.settings.registry import MODELS
 
 pytestmark = pytest.mark.slow
 
 TINY = {
     "seeds": [0, 1],
     "datasets": {"tiny": {"source": "shapes", "resolution": 8, "num_images": 64}},
-    "models": ["stylegan2", "ganformer-simplex", "ganformer-duplex"],
-    "hparams": {m: {"channel_base": 128, "channel_max": 16} for m in
-                ("stylegan2", "ganformer-simplex", "ganformer-duplex")},
+    # the paper's Table 1 models we train, in its order, then the two GANformers
+    "models": ["gan", "kgan", "sagan", "stylegan2", "ganformer-simplex", "ganformer-duplex"],
+    "hparams": {**{m: {"channel_base": 128, "channel_max": 16} for m in
+                   ("gan", "stylegan2", "ganformer-simplex", "ganformer-duplex")},
+                "sagan": {"channel_base": 128, "channel_max": 16, "attention_res": 8},
+                "kgan": {"channel_base": 128, "channel_max": 16, "z_dim": 8, "w_dim": 8, "merge_res": 8}},
     "kimg": [0, 1],
     "train": {"batch_size": 8, "tick_kimg": 1, "state_kimg": 1, "num_workers": 0, "grid": 2},
     "metrics": {"num_gen": 8, "final_num_gen": 12, "num_real": 16, "repeats": 2, "batch_size": 8,
@@ -56,7 +60,7 @@ def test_the_report_is_built_from_the_metrics_files(finished):
     # the table's numbers are the JSON's: exactly in the CSV, as printed in the LaTeX
     table = pd.read_csv(work / "results/tables/metrics.csv")
     tex = (work / "results/tables/metrics.tex").read_text()
-    labels = {"StyleGAN2": "stylegan2", "GANformer simplex": "ganformer-simplex", "GANformer duplex": "ganformer-duplex"}
+    labels = {MODELS[m].label: m for m in TINY["models"]}
     assert len(table) == len(metrics)
     for _, row in table.iterrows():
         m = metrics[(labels[row["Model"]], int(row["Seed"]), int(row["kimg"]))]["metrics"]
@@ -64,6 +68,14 @@ def test_the_report_is_built_from_the_metrics_files(finished):
         assert float(row["KID8"]) == m["kid8"]
         assert float(row["Precision8"]) == m["pr8"]["precision"]
         assert f"{m['fid8']:.2f}" in tex
+
+    # the paper's Table 1: our value (mean over the seeds) in the row of every model trained
+    table1 = pd.read_csv(work / "results/tables/table1.csv")
+    ours = table1[table1["source"] == "this pipeline"]
+    assert sorted(ours["Model"]) == sorted(labels)
+    for _, row in ours.iterrows():
+        fids = [metrics[(labels[row["Model"]], s, 1)]["noise"]["fid8"]["mean"] for s in TINY["seeds"]]
+        assert row["FID"] == pytest.approx(sum(fids) / len(fids))
 
     # every figure and table the report includes exists
     text = report.read_text()
@@ -143,7 +155,7 @@ def test_an_edit_reruns_only_the_jobs_it_concerns(finished):
     assert plan["evaluate"] == len(TINY["models"]) * len(TINY["seeds"])        # the last checkpoint of each run
 
     cfg = copy.deepcopy(TINY)
-    cfg["models"].append("gan")
+    cfg["models"].append("dcgan")
     plan = _planned(work, cfg)
     assert set(plan) - REPORT_RULES == {"train", "evaluate", "bench_throughput"}, plan
     runs = len(TINY["seeds"]) * len(TINY["kimg"])                        # one train job per checkpoint
