@@ -11,7 +11,7 @@ from snakemake.utils import validate
 from ganrepro import layout, protocol
 from ganrepro.errors import ConfigError
 from ganrepro.settings import config as ganrepro_config
-from ganrepro.settings import presets
+from ganrepro.settings import presets, studies
 from ganrepro.settings.schema import schema_path
 
 # The package's check first: one sentence naming the key and what is allowed. Then
@@ -28,6 +28,8 @@ MODELS = list(config["models"])
 SEEDS = [int(s) for s in config["seeds"]]
 KIMGS = list(config["kimg"])
 LAST_KIMG = KIMGS[-1]
+# The study points (config `studies:`), by (study, point name): settings.studies.
+POINTS = {(p.study, p.name): p for p in studies.expand(config)}
 
 
 wildcard_constraints:
@@ -37,6 +39,9 @@ wildcard_constraints:
     kimg=r"\d{6}",
     name="|".join(map(re.escape, PRETRAINED)) or "(?!)",
     mode="|".join(protocol.FID_MODES),
+    study="|".join(map(re.escape, {p.study for p in POINTS.values()})) or "(?!)",
+    point="|".join(map(re.escape, {p.name for p in POINTS.values()})) or "(?!)",
+    fraction=r"[0-9.e-]+",
 
 
 def repo_file(path):
@@ -59,13 +64,15 @@ def dataset_spec(wildcards):
 # training job, a new model no other model's jobs, one dataset's preset or overrides no
 # other dataset's jobs). The package fills in the defaults again and applies the dataset's
 # preset and overrides over the top level (ganrepro.settings.presets).
-def _job_config(dataset, models, **sections):
-    entry = config["datasets"][dataset]
+# A study point's jobs pass their point's config (settings.studies) as `cfg`.
+def _job_config(dataset, models, cfg=None, **sections):
+    cfg = config if cfg is None else cfg
+    entry = cfg["datasets"][dataset]
     own = {m: entry["hparams"][m] for m in models if m in entry.get("hparams", {})}
-    cfg = {"datasets": {dataset: {**entry, "hparams": own}}, "models": list(models),
-           "hparams": {m: config["hparams"][m] for m in models if m in config["hparams"]},
-           "train": config["train"]}
-    return json.dumps({**cfg, **sections}, sort_keys=True)
+    job = {"datasets": {dataset: {**entry, "hparams": own}}, "models": list(models),
+           "hparams": {m: cfg["hparams"][m] for m in models if m in cfg["hparams"]},
+           "train": cfg["train"]}
+    return json.dumps({**job, **sections}, sort_keys=True)
 
 
 SEGMENTS = bool(config["train"]["segments"])
@@ -162,6 +169,14 @@ def pretrained_config(wildcards):
     return _evaluate_config(PRETRAINED[wildcards.name]["dataset"], {**metrics, "fid_mode": wildcards.mode})
 
 
+# ---------------------------------------------------------------- studies (workflow/rules/studies.smk)
+def study_metrics():
+    """Every metrics JSON of the studies: one per point x model x training seed, at the
+    point's last kimg, under the point's own results tree (layout.study_root)."""
+    return [layout.metrics(p.dataset, m, s, p.kimg[-1], root=layout.study_root(p.study, p.name))
+            for p in POINTS.values() for m in p.models for s in p.seeds]
+
+
 def torch_launcher(wildcards, resources):
     """Several GPUs in one job (resources gpu=N > 1) run training under torchrun."""
     n = int(resources.get("gpu", 0) or 0)
@@ -184,6 +199,7 @@ def report_inputs():
         "train_benchmarks": [b for d, m, s in runs() for b in layout.train_benchmarks(d, m, s, KIMGS, SEGMENTS)],
         "evaluate_benchmarks": [layout.evaluate_benchmark(d, m, s, k) for d, m, s in runs() for k in KIMGS],
         "throughput": [layout.throughput(d) for d in DATASETS],
+        "study_metrics": study_metrics(),
     }
 
 
