@@ -184,7 +184,10 @@ def torch_launcher(wildcards, resources):
 
 
 # ---------------------------------------------------------------- report stage
-from ganrepro.report import CLAIMS_JSON, TABLES, TABLES_INDEX, figure_files
+from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, figure_files, table_names
+
+STUDIES = list(config["studies"])
+TABLE_NAMES = table_names(STUDIES)
 
 HAVE_LATEXMK = shutil.which("latexmk") is not None
 
