@@ -163,8 +163,11 @@ def _summary(values: dict[int, float]) -> str:
 
 
 def _numbers(d: st.Difference, per_seed: dict[str, dict[int, float]]) -> dict[str, Any]:
-    return {"per_seed": per_seed, "n": [d.better.n, d.worse.n], "mean": [d.better.mean, d.worse.mean],
-            "sd": [d.better.sd, d.worse.sd], "difference": d.estimate, "interval": [d.low, d.high],
+    """As the main claims' numbers: `per_seed`, `n`, `mean` and `sd` by side (better first)."""
+    better, worse = per_seed
+    return {"per_seed": per_seed, "n": {better: d.better.n, worse: d.worse.n},
+            "mean": {better: d.better.mean, worse: d.worse.mean}, "sd": {better: d.better.sd, worse: d.worse.sd},
+            "difference": d.estimate, "interval": [d.low, d.high],
             "level": st.LEVEL, "df": d.df, "p_improvement": d.p_improvement, "seeds_needed": d.seeds_needed}
 
 
@@ -325,7 +328,7 @@ def context(claims: list[dict[str, Any]], results: Results, figures: dict[str, A
     for name, points in studymod.by_study(results.cfg).items():
         first = points[0]
         out.append({"name": name, "kind": first.kind, "vary": first.vary, "dataset": first.dataset,
-                    "models": list(first.models), "values": [p.label for p in points],
+                    "models": list(first.models), "points": [p.label for p in points],
                     "seeds": list(first.seeds), "kimg": first.kimg[-1], "table": study_table_name(name),
                     "figure": figures.get("studies", {}).get(name),
                     "claims": [c for c in claims if (c.get("numbers") or {}).get("study") == name]})
