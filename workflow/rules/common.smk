@@ -177,6 +177,43 @@ def study_metrics():
             for p in POINTS.values() for m in p.models for s in p.seeds]
 
 
+def point_of(wildcards):
+    return POINTS[(wildcards.study, wildcards.point)]
+
+
+def study_data(wildcards):
+    """The prepared dataset a point's runs train on: a subset, or the dataset itself."""
+    p = point_of(wildcards)
+    if p.subset:
+        fraction = studies.fraction_label(p.value)
+        return {"manifest": layout.subset_manifest(p.dataset, fraction),
+                "images": layout.subset_images(p.dataset, fraction)}
+    return {"manifest": layout.manifest(p.dataset), "images": layout.images(p.dataset)}
+
+
+def study_previous_snapshot(wildcards):
+    """With train.segments, a point's job of checkpoint K resumes from the one before it."""
+    p = point_of(wildcards)
+    earlier = [k for k in p.kimg if k < int(wildcards.kimg)] if SEGMENTS else []
+    root = layout.study_root(wildcards.study, wildcards.point)
+    return [layout.snapshot(wildcards.dataset, wildcards.model, wildcards.seed, earlier[-1], root=root)] if earlier else []
+
+
+def study_train_config(wildcards):
+    """As train_config, from the point's config: the job of checkpoint K trains to K (the
+    point's last kimg, or with train.segments one interval)."""
+    p = point_of(wildcards)
+    kimgs = [k for k in p.kimg if k <= int(wildcards.kimg)]
+    return _job_config(wildcards.dataset, [wildcards.model], cfg=p.config, kimg=kimgs, seeds=[int(wildcards.seed)])
+
+
+def study_evaluate_config(wildcards):
+    """As evaluate_config, planned against the point's last kimg."""
+    p = point_of(wildcards)
+    metrics = protocol.job_metrics(config["metrics"], protocol.stage_of(int(wildcards.kimg), p.kimg[-1]))
+    return _evaluate_config(wildcards.dataset, metrics, kimg=[int(wildcards.kimg)])
+
+
 def torch_launcher(wildcards, resources):
     """Several GPUs in one job (resources gpu=N > 1) run training under torchrun."""
     n = int(resources.get("gpu", 0) or 0)
