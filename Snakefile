@@ -23,6 +23,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/metrics.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/pretrained.smk"
 include: "workflow/rules/report.smk"
 

@@ -8,12 +8,14 @@ rules' {kimg} wildcard matches it; any other value (a wildcard) is written as it
 
     results/
       datasets/{dataset}/dataset.json, images.npy       prepare_dataset
+      subsets/{dataset}/fraction-{fraction}/            subset_dataset (a study's nested subsets)
       stats/{dataset}/{mode}-real{num_real}.npz         real_stats (Inception statistics)
       runs/{dataset}/{model}/seed{seed}/                train (snapshot-{kimg}.pt, stats.jsonl, ...)
       metrics/{dataset}/{model}/seed{seed}/kimg{kimg}.json   evaluate
       throughput/{dataset}.json                         bench_throughput
       pretrained/{name}/snapshot.pt, metrics-{mode}.json     released checkpoints
       benchmarks/{stage}/..., logs/{stage}/...          Snakemake's timings and the jobs' logs
+      studies/{study}/{point}/runs/..., metrics/...     a study point: the runs/ and metrics/ trees above
       tables/, figures/, report/                        the report stage
 """
 
@@ -48,6 +50,28 @@ def stats(dataset: str = "{dataset}", mode: str = "{mode}", num_real: int | str 
           root: str = ROOT) -> str:
     """The cached Inception statistics of a dataset's reals (num_real None = all of them)."""
     return f"{root}/stats/{dataset}/{mode}-real{_num_real(num_real)}.npz"
+
+
+def subset_dir(dataset: str = "{dataset}", fraction: str = "{fraction}", root: str = ROOT) -> str:
+    """A nested subset of a prepared dataset, itself a prepared dataset (ganrepro.data.subsets);
+    `fraction` as settings.studies.fraction_label writes it."""
+    return f"{root}/subsets/{dataset}/fraction-{fraction}"
+
+
+def subset_manifest(dataset: str = "{dataset}", fraction: str = "{fraction}", root: str = ROOT) -> str:
+    return f"{subset_dir(dataset, fraction, root)}/dataset.json"
+
+
+def subset_images(dataset: str = "{dataset}", fraction: str = "{fraction}", root: str = ROOT) -> str:
+    return f"{subset_dir(dataset, fraction, root)}/images.npy"
+
+
+# ---------------------------------------------------------------- studies
+def study_root(study: str = "{study}", point: str = "{point}", root: str = ROOT) -> str:
+    """The results tree of one study point (settings.studies.Point.name): its runs and
+    metrics lie below it as they lie below results/ (run_dir, snapshot, metrics, ... with
+    root=study_root(...))."""
+    return f"{root}/studies/{study}/{point}"
 
 
 # ---------------------------------------------------------------- training runs

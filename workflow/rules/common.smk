@@ -11,7 +11,7 @@ from snakemake.utils import validate
 from ganrepro import layout, protocol
 from ganrepro.errors import ConfigError
 from ganrepro.settings import config as ganrepro_config
-from ganrepro.settings import presets
+from ganrepro.settings import presets, studies
 from ganrepro.settings.schema import schema_path
 
 # The package's check first: one sentence naming the key and what is allowed. Then
@@ -28,6 +28,8 @@ MODELS = list(config["models"])
 SEEDS = [int(s) for s in config["seeds"]]
 KIMGS = list(config["kimg"])
 LAST_KIMG = KIMGS[-1]
+# The study points (config `studies:`), by (study, point name): settings.studies.
+POINTS = {(p.study, p.name): p for p in studies.expand(config)}
 
 
 wildcard_constraints:
@@ -37,6 +39,9 @@ wildcard_constraints:
     kimg=r"\d{6}",
     name="|".join(map(re.escape, PRETRAINED)) or "(?!)",
     mode="|".join(protocol.FID_MODES),
+    study="|".join(map(re.escape, {p.study for p in POINTS.values()})) or "(?!)",
+    point="|".join(map(re.escape, {p.name for p in POINTS.values()})) or "(?!)",
+    fraction=r"[0-9.e-]+",
 
 
 def repo_file(path):
@@ -59,13 +64,15 @@ def dataset_spec(wildcards):
 # training job, a new model no other model's jobs, one dataset's preset or overrides no
 # other dataset's jobs). The package fills in the defaults again and applies the dataset's
 # preset and overrides over the top level (ganrepro.settings.presets).
-def _job_config(dataset, models, **sections):
-    entry = config["datasets"][dataset]
+# A study point's jobs pass their point's config (settings.studies) as `cfg`.
+def _job_config(dataset, models, cfg=None, **sections):
+    cfg = config if cfg is None else cfg
+    entry = cfg["datasets"][dataset]
     own = {m: entry["hparams"][m] for m in models if m in entry.get("hparams", {})}
-    cfg = {"datasets": {dataset: {**entry, "hparams": own}}, "models": list(models),
-           "hparams": {m: config["hparams"][m] for m in models if m in config["hparams"]},
-           "train": config["train"]}
-    return json.dumps({**cfg, **sections}, sort_keys=True)
+    job = {"datasets": {dataset: {**entry, "hparams": own}}, "models": list(models),
+           "hparams": {m: cfg["hparams"][m] for m in models if m in cfg["hparams"]},
+           "train": cfg["train"]}
+    return json.dumps({**job, **sections}, sort_keys=True)
 
 
 SEGMENTS = bool(config["train"]["segments"])
@@ -162,6 +169,51 @@ def pretrained_config(wildcards):
     return _evaluate_config(PRETRAINED[wildcards.name]["dataset"], {**metrics, "fid_mode": wildcards.mode})
 
 
+# ---------------------------------------------------------------- studies (workflow/rules/studies.smk)
+def study_metrics():
+    """Every metrics JSON of the studies: one per point x model x training seed, at the
+    point's last kimg, under the point's own results tree (layout.study_root)."""
+    return [layout.metrics(p.dataset, m, s, p.kimg[-1], root=layout.study_root(p.study, p.name))
+            for p in POINTS.values() for m in p.models for s in p.seeds]
+
+
+def point_of(wildcards):
+    return POINTS[(wildcards.study, wildcards.point)]
+
+
+def study_data(wildcards):
+    """The prepared dataset a point's runs train on: a subset, or the dataset itself."""
+    p = point_of(wildcards)
+    if p.subset:
+        fraction = studies.fraction_label(p.value)
+        return {"manifest": layout.subset_manifest(p.dataset, fraction),
+                "images": layout.subset_images(p.dataset, fraction)}
+    return {"manifest": layout.manifest(p.dataset), "images": layout.images(p.dataset)}
+
+
+def study_previous_snapshot(wildcards):
+    """With train.segments, a point's job of checkpoint K resumes from the one before it."""
+    p = point_of(wildcards)
+    earlier = [k for k in p.kimg if k < int(wildcards.kimg)] if SEGMENTS else []
+    root = layout.study_root(wildcards.study, wildcards.point)
+    return [layout.snapshot(wildcards.dataset, wildcards.model, wildcards.seed, earlier[-1], root=root)] if earlier else []
+
+
+def study_train_config(wildcards):
+    """As train_config, from the point's config: the job of checkpoint K trains to K (the
+    point's last kimg, or with train.segments one interval)."""
+    p = point_of(wildcards)
+    kimgs = [k for k in p.kimg if k <= int(wildcards.kimg)]
+    return _job_config(wildcards.dataset, [wildcards.model], cfg=p.config, kimg=kimgs, seeds=[int(wildcards.seed)])
+
+
+def study_evaluate_config(wildcards):
+    """As evaluate_config, planned against the point's last kimg."""
+    p = point_of(wildcards)
+    metrics = protocol.job_metrics(config["metrics"], protocol.stage_of(int(wildcards.kimg), p.kimg[-1]))
+    return _evaluate_config(wildcards.dataset, metrics, kimg=[int(wildcards.kimg)])
+
+
 def torch_launcher(wildcards, resources):
     """Several GPUs in one job (resources gpu=N > 1) run training under torchrun."""
     n = int(resources.get("gpu", 0) or 0)
@@ -169,7 +221,10 @@ def torch_launcher(wildcards, resources):
 
 
 # ---------------------------------------------------------------- report stage
-from ganrepro.report import CLAIMS_JSON, TABLES, TABLES_INDEX, figure_files
+from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, figure_files, table_names
+
+STUDIES = list(config["studies"])
+TABLE_NAMES = table_names(STUDIES)
 
 HAVE_LATEXMK = shutil.which("latexmk") is not None
 
@@ -184,6 +239,7 @@ def report_inputs():
         "train_benchmarks": [b for d, m, s in runs() for b in layout.train_benchmarks(d, m, s, KIMGS, SEGMENTS)],
         "evaluate_benchmarks": [layout.evaluate_benchmark(d, m, s, k) for d, m, s in runs() for k in KIMGS],
         "throughput": [layout.throughput(d) for d in DATASETS],
+        "study_metrics": study_metrics(),
     }
 
 

@@ -9,8 +9,8 @@ rule tables:
         pretrained=pretrained_metrics(),
         published=repo_file("config/published.yaml"),
     output:
-        [report(layout.table(f"{name}.csv"), caption=caption("tables"), category="Tables") for name in TABLES],
-        [layout.table(f"{name}.tex") for name in TABLES],
+        [report(layout.table(f"{name}.csv"), caption=caption("tables"), category="Tables") for name in TABLE_NAMES],
+        [layout.table(f"{name}.tex") for name in TABLE_NAMES],
         index=layout.table(TABLES_INDEX),
         claims=layout.table(CLAIMS_JSON),
     params:
@@ -29,7 +29,7 @@ rule figures:
     input:
         **report_inputs(),
     output:
-        [figure_output(name) for name in figure_files(DATASETS, MODELS)],
+        [figure_output(name) for name in figure_files(DATASETS, MODELS, STUDIES)],
     params:
         cfg=config_json,
         results=lambda w, output: str(Path(output[0]).parent.parent),

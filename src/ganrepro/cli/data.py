@@ -46,6 +46,23 @@ def data_prepare(name, config_path, spec_json, sets, out, cache_dir, workers, pn
                f"{manifest.channels}, {len(manifest.skipped)} skipped -> {out}")
 
 
+@data_group.command("subset")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="The prepared dataset (results/datasets/NAME).")
+@click.option("--fraction", required=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Share of its images to keep, in (0, 1].")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+def data_subset(data_dir, fraction, out) -> None:
+    """Write a nested subset of a prepared dataset (a data-efficiency study's): a fixed
+    permutation of its images, the first round(count * fraction) of them, so every smaller
+    fraction lies inside every larger one; a prepared dataset itself, with its count and checksum."""
+    from ganrepro.data.subsets import make_subset
+
+    manifest = make_subset(data_dir, fraction, out)
+    click.echo(f"{manifest.name}: {manifest.count} of {manifest.subset['parent_count']} images "
+               f"(fraction {fraction}), sha256 {manifest.images_sha256[:12]}... -> {out}")
+
+
 @data_group.command("export-png")
 @click.argument("dataset", type=click.Path(file_okay=False))
 @click.option("--out", type=click.Path(file_okay=False), help="Folder for the PNGs [default: DATASET/png].")

@@ -55,6 +55,7 @@ class Manifest:
     images_sha256: str              # sha256 of the stored pixels (keys cached statistics)
     attributes: str | None = None   # name of the attributes table, if any
     spec: dict[str, Any] = field(default_factory=dict)   # the resolved config entry
+    subset: dict[str, Any] | None = None   # a nested subset of another prepared dataset (data.subsets)
     layout: str = "NCHW uint8"
     ganrepro_version: str = __version__
 

@@ -26,10 +26,25 @@ CLAIMS_JSON = "claims.json"
 FIGURES_INDEX = "index.json"
 
 
-def figure_files(datasets: list[str], models: list[str]) -> list[str]:
+def study_table_name(study: str) -> str:
+    """The table of one study (config `studies:`), written beside the others."""
+    return f"study_{study}"
+
+
+def study_figure_stem(study: str) -> str:
+    return f"study_{study}"
+
+
+def table_names(studies: list[str] = ()) -> list[str]:
+    """Every table `ganrepro tables` writes: TABLES and one per study."""
+    return list(TABLES) + [study_table_name(s) for s in studies]
+
+
+def figure_files(datasets: list[str], models: list[str], studies: list[str] = ()) -> list[str]:
     """Every file `ganrepro figures` writes, relative to the figures folder."""
     out = [f"{kind}_{d}.{ext}" for d in datasets for kind in ("fid", "losses") for ext in ("pdf", "png")]
     out += [f"samples_{d}_{m}.{ext}" for d in datasets for m in models for ext in ("pdf", "png")]
     out += [f"attention_{d}_{m}.{ext}" for d in datasets for m in models if has_attention(m)
             for ext in ("pdf", "png")]
+    out += [f"{study_figure_stem(s)}.{ext}" for s in studies for ext in ("pdf", "png")]
     return out + [FIGURES_INDEX]

@@ -184,6 +184,9 @@ def write_figures(results: Results, out: str | Path) -> dict[str, Any]:
             index["samples"][d][model] = samples_figure(results, d, model, out)[0].name
             if has_attention(model):
                 index["attention"][d][model] = attention_figure(results, d, model, out)[0].name
+    from ganrepro.report import studies
+
+    index["studies"] = studies.write_figures(results, out, _save)
     path = out / FIGURES_INDEX
     atomic_write_text(path, json.dumps(index, indent=2) + "\n")
     log.info("wrote the figures of %d dataset(s) to %s", len(results.datasets), out)

@@ -491,14 +491,18 @@ def write_table(table: Table, out: Path, source: str) -> None:
 
 
 def build_tables(results: Results, published: dict) -> tuple[list[Table], list[claimsmod.Claim]]:
+    from ganrepro.report import studies
+
     claims = claimsmod.check_results(results)
+    study_tables, study_claims = studies.build(results, published)
+    claims += study_claims
     model, settings, devices = run_settings(results)
     tables = [table1(results, published), metrics_table(results), noise_table(results), throughput_table(results),
               hparams_table(results, published, settings, model, devices), departures_table(results),
               datasets_table(results),
               compute_table(results), environment_table(results), published_fid50k_table(published),
               pretrained_table(results, published),
-              claims_table(claims)]
+              claims_table(claims)] + study_tables
     return tables, claims
 
 

@@ -8,6 +8,7 @@
 - presets:  the official per-dataset presets and a dataset's effective settings
 - batch:    the training batch against snapshots, processes and minibatch-std groups
 - run:      effective_run, the complete settings of one run
+- studies:  a config's studies expanded into points, each with the config of its runs
 
 Nothing here imports torch, not even inside a function; ganrepro.models builds the networks
 the registry names.

@@ -20,7 +20,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from ganrepro.errors import ConfigError
-from ganrepro.settings import presets
+from ganrepro.settings import presets, studies
 from ganrepro.settings.batch import check_batch
 from ganrepro.settings.hparams import check_hparams
 from ganrepro.settings.limits import SEED_MAX
@@ -111,6 +111,9 @@ def _describe(error: ValidationError, prefix=()) -> str:
         return f"config key '{key}' must not repeat values (got {got})"
     if v in ("minItems", "minProperties"):
         return f"config key '{key}' must not be empty"
+    if v == "maxProperties" and error.validator_value == 1:
+        return (f"config key '{key}' must name exactly one thing to vary (got {', '.join(map(repr, error.instance))}); "
+                "a study varies one key, so split it into one study per key")
     if v == "maxItems":
         return f"config key '{key}' must have at most {error.validator_value} entries (got {len(error.instance)})"
     if v == "pattern" and key.endswith(".url"):
@@ -208,6 +211,18 @@ def _check(cfg: dict[str, Any]) -> None:
                         {model: full[model]["mbstd_group"] for model in cfg["models"]})
         except ConfigError as err:
             raise ConfigError(f"{err}{where}") from None
+    # Each study point is a config of its own runs (settings.studies), checked like the whole.
+    for point in studies.expand(cfg):
+        try:
+            _check(point.config)
+        except ConfigError as err:
+            message = str(err)
+            # The point's value sits in its dataset entry's hparams: name it where the config sets it.
+            for model in point.models:
+                for name in studies.updates(point.vary, point.value):
+                    message = message.replace(f"'datasets.{point.dataset}.hparams.{model}.{name}'",
+                                              f"'studies.{point.study}.vary.{point.vary}[{point.index}]' ({model}.{name})")
+            raise ConfigError(f"study '{point.study}' at {point.vary} = {point.label}: {message}") from None
 
 
 def _refuse_size_keys(model: str, hparams: dict[str, Any], prefix: str) -> None:
