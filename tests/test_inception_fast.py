@@ -166,7 +166,12 @@ def test_bench_inception_prints_both_paths_their_ratio_and_the_device():
     lines = out.splitlines()
     assert lines[0].startswith("device: ") and "torch threads" in lines[0]
     assert "batch 1 at 299x299" in lines[1]
+    # Inception-v3 at 299 px: 5.7 G multiply-adds in its convolutions, counted from the layers
+    assert "; 11.4 GFLOP of convolution per image" in lines[1], out
     match = re.fullmatch(r"threads 1: reference ([\d.,]+) img/s, fast ([\d.,]+) img/s, ratio ([\d.]+)x "
-                         r"\(max \|fast - reference\| / max \|reference\| = ([\d.e+-]+)\)", lines[2])
+                         r"\(max \|fast - reference\| / max \|reference\| = ([\d.e+-]+)\); "
+                         r"GFLOP/s: reference ([\d,]+), fast ([\d,]+), matmul ([\d,]+)", lines[2])
     assert match, out
     assert float(match.group(4)) <= PEAK_TOLERANCE
+    fast_rate, fast_gflops = float(match.group(2).replace(",", "")), int(match.group(6).replace(",", ""))
+    assert abs(fast_gflops - 11.4 * fast_rate) <= 0.02 * 11.4 * fast_rate + 1       # img/s x GFLOP per image

@@ -174,6 +174,9 @@ def bench_train(settings, models_, steps: int, device: str, warmup: bool = True)
 def bench_metrics(settings, model: str, images: int, device: str, batch_size: int) -> Iterator[str]:
     """Inception feature throughput and the time of one FID evaluation per setting.
 
+    The Inception network is timed on the reference path, then side by side with the
+    `fast` path at 1 and 2 threads (`inception_side_by_side`, 3 interleaved rounds).
+
     `images` generated images are measured end to end (generate, quantize, resize,
     Inception); the fid10k/fid50k times are projected linearly from them plus the
     measured cost of the Frechet distance itself (a 2048x2048 matrix square root).
@@ -200,6 +203,7 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
             network = timed(lambda: extractor(prepared), 2, device)
             yield (f"Inception at {res} px: resize {batch_size / resize:,.0f} img/s, network "
                    f"{batch_size / network:,.1f} img/s, together {batch_size / (resize + network):,.1f} img/s")
+        yield from inception_side_by_side(batch_size, 3, (1, 2), device)
         feats = rng.normal(size=(2 * 2048 + 1, 2048)).astype(np.float32)
         mu, sigma = scores.mean_cov(feats)
         t0 = time.perf_counter()
@@ -223,17 +227,45 @@ def bench_metrics(settings, model: str, images: int, device: str, batch_size: in
         featurizer.close()
 
 
-def bench_inception(batch_size: int, rounds: int, threads: tuple[int, ...], device: str) -> Iterator[str]:
+def _conv_gflop(fast_module: torch.nn.Module, x: torch.Tensor) -> float:
+    """GFLOP (2 per multiply-add) of one image through the convolutions of the fast
+    Inception module, counted from the layers' shapes during one forward pass."""
+    from ganrepro.metrics.inception_fast import ConvBNReLU
+
+    macs = [0]
+
+    def count(module, _inp, out):
+        k, c, kh, kw = module.weight.shape
+        macs[0] += out[0].numel() * c * kh * kw
+
+    hooks = [m.register_forward_hook(count) for m in fast_module.modules() if isinstance(m, ConvBNReLU)]
+    try:
+        fast_module(x[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+    return 2 * macs[0] / 1e9
+
+
+def _matmul_gflops(device: str, size: int = 2048) -> float:
+    """GFLOP/s of a size^3 fp32 matrix product on the current torch threads (best of 3)."""
+    a = torch.randn(size, size, device=device)
+    best = min(timed(lambda: a @ a, 1, device) for _ in range(3))
+    return 2 * size ** 3 / best / 1e9
+
+
+def inception_side_by_side(batch_size: int, rounds: int, threads: tuple[int, ...], device: str) -> Iterator[str]:
     """The reference TorchScript Inception and the `fast` rebuild of the same verified file,
     timed side by side: per thread count, `rounds` rounds that each time one batch of each
     (the order alternating between rounds), after one untimed batch of each. Prints the
-    median img/s of each, their ratio, and how far the fast features are from the reference."""
+    median img/s of each, their ratio, how far the fast features are from the reference,
+    and the fast path's GFLOP/s per thread against a large fp32 matrix product's on the
+    same threads (the ceiling of a direct fp32 convolution)."""
     import dataclasses
 
     from ganrepro.errors import MetricsError
     from ganrepro.metrics import inception
 
-    device = resolve_device(device)
     dev = torch.device(device)
     fast = inception.load(None, dev, "fast")
     if fast.kind != "fast":
@@ -241,9 +273,11 @@ def bench_inception(batch_size: int, rounds: int, threads: tuple[int, ...], devi
     reference = dataclasses.replace(fast, kind="reference", fast=None)
     x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, size=(batch_size, 3, 299, 299),
                                                           dtype=np.uint8)).float()
+    with torch.no_grad():
+        gflop = _conv_gflop(fast.fast, ((x - 128) / 128).to(dev).contiguous(memory_format=torch.channels_last))
     before = torch.get_num_threads()
-    yield device_line()
-    yield f"extractor: {fast.name}; batch {batch_size} at 299x299, fp32, {rounds} interleaved rounds"
+    yield (f"Inception side by side: {fast.name}; batch {batch_size} at 299x299, fp32, {rounds} interleaved "
+           f"rounds; {gflop:.1f} GFLOP of convolution per image")
     try:
         for n in threads:
             torch.set_num_threads(n)
@@ -260,7 +294,16 @@ def bench_inception(batch_size: int, rounds: int, threads: tuple[int, ...], devi
                     seconds[name].append(time.perf_counter() - t0)
             ref_rate = batch_size / float(np.median(seconds["reference"]))
             fast_rate = batch_size / float(np.median(seconds["fast"]))
+            ceiling = f", matmul {_matmul_gflops(device):,.0f}" if dev.type == "cpu" else ""
             yield (f"threads {n}: reference {ref_rate:,.2f} img/s, fast {fast_rate:,.2f} img/s, "
-                   f"ratio {fast_rate / ref_rate:.2f}x (max |fast - reference| / max |reference| = {diff:.1e})")
+                   f"ratio {fast_rate / ref_rate:.2f}x (max |fast - reference| / max |reference| = {diff:.1e}); "
+                   f"GFLOP/s: reference {ref_rate * gflop:,.0f}, fast {fast_rate * gflop:,.0f}{ceiling}")
     finally:
         torch.set_num_threads(before)
+
+
+def bench_inception(batch_size: int, rounds: int, threads: tuple[int, ...], device: str) -> Iterator[str]:
+    """`ganrepro bench inception`: the device, then `inception_side_by_side`."""
+    device = resolve_device(device)
+    yield device_line()
+    yield from inception_side_by_side(batch_size, rounds, threads, device)

@@ -76,9 +76,15 @@ PLAN_OPTIONS = tuple(field.name for field in dataclasses.fields(protocol.Evaluat
 
 
 def snapshot_meta(snapshot: str) -> dict:
-    """The metadata of a snapshot (its kimg; `source` where it was imported)."""
-    from ganrepro.models import load_snapshot
+    """The metadata of a snapshot (its kimg; `source` where it was imported), read without
+    building the generator; a file that is not a current snapshot goes through
+    load_snapshot, which refuses it with its one line. (`evaluate` loads and checks the
+    snapshot in full afterwards.)"""
+    from ganrepro.models import SNAPSHOT_FORMAT, load_snapshot, read_snapshot_file
 
+    payload = read_snapshot_file(snapshot)
+    if isinstance(payload, dict) and payload.get("format") == SNAPSHOT_FORMAT and type(payload.get("kimg")) is int:
+        return {k: v for k, v in payload.items() if k != "state_dict"}
     return load_snapshot(snapshot, "cpu")[1]
 
 
