@@ -68,17 +68,6 @@ def test_kid_is_zero_on_average_for_one_distribution_and_positive_for_two():
     assert different > 20 * max(abs(np.mean(same)), np.std(same))
 
 
-def test_kid_equals_clean_fids_kernel_distance():
-    """KID is written out in scores (importing clean-fid's fid module costs seconds per
-    job); it must stay clean-fid's number, subset draws included."""
-    rng = np.random.default_rng(3)
-    a, b = gaussian(rng, 300, 0, 1), gaussian(rng, 250, 0.3, 1.2)
-    np.random.seed(11)
-    theirs = cleanfid.kernel_distance(a.astype(np.float64), b.astype(np.float64))
-    ours = scores.kid(a, b, seed=11)
-    assert ours != 0 and ours == pytest.approx(theirs, rel=1e-12, abs=0)
-
-
 def test_kid_is_seeded_and_leaves_numpys_global_generator_alone():
     rng = np.random.default_rng(3)
     a, b = gaussian(rng, 300, 0, 1), gaussian(rng, 300, 0.3, 1)

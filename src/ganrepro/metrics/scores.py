@@ -1,9 +1,4 @@
-"""The numbers: FID and KID as clean-fid computes them, Precision/Recall, Inception Score.
-
-clean-fid itself is imported only where it is called (`fid_cleanfid`): its `fid` module
-imports torchvision, which imports torch._dynamo, and that alone took about as long as
-importing torch in every evaluation job. KID is its kernel distance, written out here with
-the same subset draws, and tested equal to clean-fid's (tests/test_metrics.py)."""
+"""The numbers: FID and KID through clean-fid, Precision/Recall, Inception Score."""
 
 from __future__ import annotations
 
@@ -11,6 +6,7 @@ import warnings
 
 import numpy as np
 import torch
+from cleanfid import fid as cleanfid
 from scipy import linalg
 
 from ganrepro.errors import MetricsError
@@ -30,8 +26,6 @@ def fid_cleanfid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: n
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)   # clean-fid passes sqrtm's `disp`
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        from cleanfid import fid as cleanfid
-
         return float(cleanfid.frechet_distance(mu1, sigma1, mu2, sigma2))
 
 
@@ -72,34 +66,13 @@ def fid_features(feats: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, feats2:
     return float(diff @ diff + (c1 * c1).sum() / (n - 1) + (c2 * c2).sum() / (m - 1) - 2 * trace_root)
 
 
-KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000       # clean-fid's kernel_distance defaults
-
-
-def kernel_distance(feats1: np.ndarray, feats2: np.ndarray) -> float:
-    """clean-fid's kernel distance: the unbiased MMD^2 under the cubic polynomial kernel
-    k(x, y) = (x.y / d + 1)^3, averaged over KID_SUBSETS random subsets of equal size
-    (at most KID_SUBSET_SIZE) drawn without replacement from NumPy's global generator,
-    first from feats2 then from feats1 in each round, as clean-fid draws them."""
-    d = feats1.shape[1]
-    m = min(len(feats1), len(feats2), KID_SUBSET_SIZE)
-    total = 0
-    for _ in range(KID_SUBSETS):
-        x = feats2[np.random.choice(len(feats2), m, replace=False)]
-        y = feats1[np.random.choice(len(feats1), m, replace=False)]
-        within = (x @ x.T / d + 1) ** 3 + (y @ y.T / d + 1) ** 3
-        across = (x @ y.T / d + 1) ** 3
-        total += (within.sum() - np.diag(within).sum()) / (m - 1) - across.sum() * 2 / m
-    return float(total / KID_SUBSETS / m)
-
-
 def kid(feats1: np.ndarray, feats2: np.ndarray, seed: int) -> float:
-    """Kernel Inception Distance (unbiased MMD^2, cubic kernel) as clean-fid computes it.
-    The subsets come from NumPy's global generator, as in clean-fid: seed it here, and put
-    it back."""
+    """Kernel Inception Distance (unbiased MMD^2, cubic kernel) by clean-fid. clean-fid
+    draws its subsets from NumPy's global generator: seed it here, and put it back."""
     state = np.random.get_state()
     try:
         np.random.seed(seed)
-        return kernel_distance(np.asarray(feats1, np.float64), np.asarray(feats2, np.float64))
+        return float(cleanfid.kernel_distance(np.asarray(feats1, np.float64), np.asarray(feats2, np.float64)))
     finally:
         np.random.set_state(state)
 
