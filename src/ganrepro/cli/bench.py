@@ -38,7 +38,7 @@ def bench_data(num_images, resolution, loader_resolution, loader_images, batch_s
 @bench_group.command("train")
 @click.option("--setting", "settings", multiple=True, type=click.Choice(["default", "paper64"]),
               default=("default", "paper64"), show_default=True,
-              help="default = config/config.yaml at 32 px; paper64 = config/paper.yaml at 64 px.")
+              help="default = config/config.yaml at 16 px; paper64 = config/paper.yaml at 64 px.")
 @click.option("--model", "models_", multiple=True, default=tuple(MODELS),
               show_default=True)
 @click.option("--steps", default=3, show_default=True, type=click.IntRange(1, STEPS_MAX))
