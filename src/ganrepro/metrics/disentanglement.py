@@ -218,6 +218,9 @@ def modularity(codes: np.ndarray, factors: np.ndarray, bins: int = BINS) -> floa
     return float((1.0 - deviation).mean())
 
 
+SCORE_NAMES = ("disentanglement", "completeness", "informativeness", "modularity")
+
+
 def scores(codes: np.ndarray, factors: np.ndarray) -> dict[str, float]:
     """The paper's Table 3 columns we can compute, as a flat record."""
     d = dci(codes, factors)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ganrepro.files import atomic_write_text
 from ganrepro.protocol import count_suffix, suffix_count
-from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod
+from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod, disentanglement
 from ganrepro.report import statistics as st
 from ganrepro.report.environment import compute_table, environment_table, run_settings
 from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value
@@ -456,14 +456,14 @@ def write_table(table: Table, out: Path, source: str) -> None:
 
 
 def build_tables(results: Results, published: dict) -> tuple[list[Table], list[claimsmod.Claim]]:
-    claims = claimsmod.check_results(results)
+    claims = claimsmod.check_results(results) + disentanglement.claims(results)
     model, settings, devices = run_settings(results)
     tables = [table1(results, published), metrics_table(results), noise_table(results), throughput_table(results),
               hparams_table(results, published, settings, model, devices), departures_table(results),
               datasets_table(results),
               compute_table(results), environment_table(results), published_fid50k_table(published),
               pretrained_table(results, published),
-              claims_table(claims)]
+              claims_table(claims), disentanglement.table(results, published)]
     return tables, claims
 
 
