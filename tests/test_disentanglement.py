@@ -150,7 +150,9 @@ def test_measure_scores_a_real_generator():
 
     torch.manual_seed(0)
     G = build_generator("stylegan2", resolution=16, channel_base=64, channel_max=16).eval()
-    record = dm.measure(G, 60, seed=0, batch_size=30, device="cpu")
+    from ganrepro.metrics.evaluate import measure_disentanglement
+
+    record = measure_disentanglement(G, 60, seed=0, batch_size=30, device="cpu")
     assert record["num_images"] == 60 and record["codes"] == int(np.prod(G.z_shape))
     for key in ("disentanglement", "completeness", "informativeness", "modularity"):
         assert np.isfinite(record[key])
@@ -282,7 +284,9 @@ def test_the_last_checkpoints_metrics_json_carries_the_scores(evaluated):
     from ganrepro.models import load_snapshot
 
     G, _ = load_snapshot(record["snapshot"], "cpu")
-    again = dm.measure(G, 60, seed=0, batch_size=20, device="cpu")
+    from ganrepro.metrics.evaluate import measure_disentanglement
+
+    again = measure_disentanglement(G, 60, seed=0, batch_size=20, device="cpu")
     assert {k: again[k] for k in dm.SCORE_NAMES} == pytest.approx(entry)
 
 
