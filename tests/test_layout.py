@@ -195,8 +195,10 @@ def test_evaluate_by_hand_plans_what_the_rules_plan(monkeypatch, tmp_path):
         else:
             kimg = int(words[words.index("--kimg") + 1])
             stage = protocol.stage_of(kimg, kimgs[-1])
-            by_hand = ["--snapshot", "s.pt", "--config", str(path), "--kimg", str(kimg)]
-        assert rule_plan == protocol.plan(resolved["metrics"], stage), words
+            by_hand = ["--snapshot", "s.pt", "--config", str(path), "--kimg", str(kimg),
+                       "--dataset", words[words.index("--dataset") + 1]]       # its source decides disentanglement
+        source = resolved["datasets"][words[words.index("--dataset") + 1]]["source"]
+        assert rule_plan == protocol.plan(resolved["metrics"], stage, source), words
         assert _cli_plan(monkeypatch, by_hand, meta) == rule_plan
         assert set(json.loads(words[words.index("--config-json") + 1])) <= {"datasets", "kimg", "metrics"}
         stages.append(stage)

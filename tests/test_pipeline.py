@@ -26,7 +26,7 @@ TINY = {
     "kimg": [0, 1],
     "train": {"batch_size": 8, "tick_kimg": 1, "state_kimg": 1, "num_workers": 0, "grid": 2},
     "metrics": {"num_gen": 8, "final_num_gen": 12, "num_real": 16, "repeats": 2, "batch_size": 8,
-                "device": "cpu"},
+                "device": "cpu", "disentanglement": 100},
 }
 
 
@@ -54,6 +54,9 @@ def test_the_report_is_built_from_the_metrics_files(finished):
     last = metrics[("ganformer-duplex", 1, 1)]
     assert set(last["num_gen"]) == {8, 12} and last["noise"]["seeds"] == [0, 1]      # sampling seeds
     assert "fid12" not in metrics[("ganformer-duplex", 1, 0)]["metrics"]  # the larger count: last checkpoint only
+    # disentanglement: in the last checkpoint's evaluation only (or unavailable, with the reason)
+    assert "dci100" in last["metrics"] or "dci100" in last["unavailable"]
+    assert "dci100" not in metrics[("ganformer-duplex", 1, 0)]["metrics"]
     # the training seeds give different networks (the sampling seed is the same for both)
     assert metrics[("stylegan2", 0, 1)]["metrics"]["fid8"] != metrics[("stylegan2", 1, 1)]["metrics"]["fid8"]
 
@@ -92,6 +95,8 @@ def test_the_report_is_built_from_the_metrics_files(finished):
             assert lower["per_seed"][model][str(seed)] == pytest.approx(metrics[(model, seed, 1)]["noise"]["fid8"]["mean"])
     assert lower["n"] == {"stylegan2": 2, "ganformer-duplex": 2} and len(lower["interval"]) == 2
     assert (work / "results/throughput/tiny.json").is_file()
+    assert {"disentanglement-ganformer-duplex", "disentanglement-ganformer-simplex"} <= set(claims)
+    assert (work / "results/tables/disentanglement.csv").is_file() and "Disentanglement, on a proxy" in report.read_text()
 
 
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk is not installed (CI installs it)")

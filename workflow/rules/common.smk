@@ -157,9 +157,11 @@ def _evaluate_config(dataset, metrics, **sections):
 
 def evaluate_config(wildcards):
     """One checkpoint's evaluation, with kimg [its kimg]: `ganrepro evaluate --kimg K` then
-    plans it as protocol.plan(the config's metrics, its stage) does."""
+    plans it as protocol.plan(the config's metrics, its stage, its dataset's source) does
+    (the last checkpoint of a `shapes` run is also scored for disentanglement)."""
     kimg = int(wildcards.kimg)
-    metrics = protocol.job_metrics(config["metrics"], protocol.stage_of(kimg, LAST_KIMG))
+    metrics = protocol.job_metrics(config["metrics"], protocol.stage_of(kimg, LAST_KIMG),
+                                   config["datasets"][wildcards.dataset]["source"])
     return _evaluate_config(wildcards.dataset, metrics, kimg=[kimg])
 
 

@@ -28,7 +28,7 @@ def disentanglement(snapshot: str, out: str, num_images: int, seed: int, batch_s
     """Score how single latent values line up with single scene colours (docs/metrics.md)."""
     from ganrepro import devices
     from ganrepro.files import atomic_write_text
-    from ganrepro.metrics.disentanglement import measure
+    from ganrepro.metrics.evaluate import measure_disentanglement as measure
     from ganrepro.models import load_snapshot
 
     dev = devices.resolve(device)

@@ -103,14 +103,16 @@ def _stage(cfg: dict, snapshot: str, kimg: int | None, last_kimg: int | None) ->
 def evaluation_plan(options: dict, explicit: set[str], cfg: dict | None, snapshot: str, kimg: int | None = None,
                     last_kimg: int | None = None) -> protocol.EvaluationPlan:
     """What `ganrepro evaluate` measures: the config's plan for this snapshot
-    (protocol.plan), with the options given on the command line (`explicit`) over it;
-    without a config, the options and their defaults."""
+    (protocol.plan, for the source of the config's entry of --dataset), with the options
+    given on the command line (`explicit`) over it; without a config, the options and
+    their defaults."""
     given = {"names": tuple(m.strip() for m in options["names"].split(",") if m.strip()),
              "num_gen": tuple(_counts(options["num_gen"])),
              **{k: options[k] for k in PLAN_OPTIONS if k not in ("names", "num_gen")}}
     if cfg is None:
         return protocol.EvaluationPlan(**given)
-    plan = protocol.plan(cfg["metrics"], _stage(cfg, snapshot, kimg, last_kimg))
+    source = (cfg.get("datasets") or {}).get(options["dataset"], {}).get("source")
+    plan = protocol.plan(cfg["metrics"], _stage(cfg, snapshot, kimg, last_kimg), source)
     return dataclasses.replace(plan, **{k: given[k] for k in explicit if k in PLAN_OPTIONS})
 
 
@@ -131,6 +133,9 @@ def evaluation_plan(options: dict, explicit: set[str], cfg: dict | None, snapsho
 @click.option("--save-images", type=click.Path(file_okay=False), help="Also write the generated images here as PNGs.")
 @click.option("--trunc", "psi", default=1.0, show_default=True, type=PSI,
               help="Truncation psi of the generated images (1 = off, the fid50k convention).")
+@click.option("--disentanglement", type=click.IntRange(10, NUM_GEN_MAX),
+              help="Also score DCI and modularity over this many images (a `shapes` dataset only; "
+                   "docs/metrics.md) [default: not scored].")
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Metrics JSON [default: results/metrics/DATASET/MODEL/kimgKIMG.json].")
 @_metric_options
@@ -145,8 +150,8 @@ def evaluation_plan(options: dict, explicit: set[str], cfg: dict | None, snapsho
                    "[default: the config's last kimg].")
 @click.pass_context
 def evaluate_command(ctx, snapshot, dataset, data_dir, names, num_gen, seed, repeats, stats_path, save_images, psi,
-                     out, num_real, fid_mode, batch_size, weights_dir, device, extractor, config_path, config_json,
-                     kimg, last_kimg) -> None:
+                     disentanglement, out, num_real, fid_mode, batch_size, weights_dir, device, extractor,
+                     config_path, config_json, kimg, last_kimg) -> None:
     """Measure one snapshot: FID/KID (clean-fid), Precision/Recall (k=3), IS where possible."""
     from ganrepro import devices
     from ganrepro.metrics import Options, evaluate, write_json
@@ -165,7 +170,7 @@ def evaluate_command(ctx, snapshot, dataset, data_dir, names, num_gen, seed, rep
     opts = Options(metrics=list(plan.names), num_gen=list(plan.num_gen), num_real=parse_num_real(plan.num_real),
                    seed=plan.seed, repeats=plan.repeats, fid_mode=plan.fid_mode, batch_size=plan.batch_size,
                    device=str(devices.resolve(plan.device)), weights_dir=plan.weights_dir, save_images=save_images,
-                   psi=psi, extractor=plan.extractor)
+                   psi=psi, extractor=plan.extractor, disentanglement=plan.disentanglement)
     data_dir = data_dir or layout.dataset_dir(dataset)
     stats_path = stats_path or layout.stats(dataset, plan.fid_mode, opts.num_real)
     record = evaluate(snapshot, data_dir, stats_path, opts)

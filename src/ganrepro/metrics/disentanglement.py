@@ -218,6 +218,9 @@ def modularity(codes: np.ndarray, factors: np.ndarray, bins: int = BINS) -> floa
     return float((1.0 - deviation).mean())
 
 
+SCORE_NAMES = ("disentanglement", "completeness", "informativeness", "modularity")
+
+
 def scores(codes: np.ndarray, factors: np.ndarray) -> dict[str, float]:
     """The paper's Table 3 columns we can compute, as a flat record."""
     d = dci(codes, factors)
@@ -225,23 +228,16 @@ def scores(codes: np.ndarray, factors: np.ndarray) -> dict[str, float]:
             "informativeness": d.informativeness, "modularity": modularity(codes, factors)}
 
 
-def measure(G, n: int, seed: int, batch_size: int, device) -> dict:
-    """The scores of generator G over n generated images: codes are the z that
-    `evaluate.generate` draws for (n, seed), factors the colour areas of its images."""
-    import torch
-
-    from ganrepro.metrics.evaluate import generate, latents
-
-    if n < 10:
-        raise MetricsError(f"disentanglement needs at least 10 images, got {n}")
-    codes = torch.cat(list(latents(G, n, seed))).reshape(n, -1).numpy()
-    images = np.concatenate(list(generate(G, n, seed, batch_size, torch.device(device))))
-    if images.shape[-1] != 3:
+def score_images(codes: np.ndarray, images: np.ndarray, seed: int) -> dict:
+    """The scores of codes [N, D] (the flattened z of each image) against the colour areas
+    of their images [N, H, W, 3] uint8, with what they were measured on, as a flat record
+    (`ganrepro.metrics.evaluate.measure_disentanglement` draws both from a generator)."""
+    if images.ndim != 4 or images.shape[-1] != 3:
         raise MetricsError(f"disentanglement reads colours and needs RGB images; this generator makes "
-                           f"{images.shape[-1]}-channel ones")
+                           f"{images.shape[-1] if images.ndim == 4 else '?'}-channel ones")
     factors = colour_areas(images)
     record = scores(codes, factors)
-    record.update({"num_images": n, "seed": seed, "codes": int(codes.shape[1]),
+    record.update({"num_images": len(codes), "seed": seed, "codes": int(codes.shape[1]),
                    "factors": [name for name, sd in zip(FACTOR_NAMES, factors.std(axis=0)) if sd > 0],
                    "mean_area": {name: float(a) for name, a in zip(FACTOR_NAMES, factors.mean(axis=0))}})
     return record

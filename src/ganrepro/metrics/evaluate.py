@@ -30,7 +30,7 @@ from ganrepro.machine import cpu_name
 from ganrepro.metrics import inception, scores, stats
 from ganrepro.metrics.features import Featurizer
 from ganrepro.progress import logged
-from ganrepro.protocol import count_suffix
+from ganrepro.protocol import DISENTANGLEMENT_SOURCES, count_suffix, dci_name
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class Options:
     save_images: Path | None = None
     psi: float = 1.0                            # truncation (1 = off, as fid50k is measured)
     extractor: str = "reference"                # Inception path: reference (TorchScript) or fast
+    disentanglement: int | None = None          # images scored for DCI/modularity (shapes only)
 
     def check(self) -> None:
         unknown = [m for m in self.metrics if m not in NAMES]
@@ -65,6 +66,8 @@ class Options:
             raise MetricsError(f"repeats must be >= 1, got {self.repeats}")
         if not 0 <= self.psi <= 1:
             raise MetricsError(f"truncation psi must be between 0 and 1, got {self.psi}")
+        if self.disentanglement is not None and self.disentanglement < 10:
+            raise MetricsError(f"disentanglement needs at least 10 images, got {self.disentanglement}")
 
 
 def latents(G, n: int, seed: int) -> Iterator[torch.Tensor]:
@@ -146,6 +149,47 @@ def _noise(per_seed: list[dict], seeds: list[int]) -> dict | None:
     return noise
 
 
+def measure_disentanglement(G, n: int, seed: int, batch_size: int, device) -> dict:
+    """The disentanglement scores of generator G over n generated images: codes are the z
+    that `generate` draws for (n, seed), factors the colour areas of its images
+    (ganrepro.metrics.disentanglement)."""
+    from ganrepro.metrics import disentanglement as dm
+
+    if n < 10:
+        raise MetricsError(f"disentanglement needs at least 10 images, got {n}")
+    codes = torch.cat(list(latents(G, n, seed))).reshape(n, -1).numpy()
+    images = np.concatenate(list(generate(G, n, seed, batch_size, torch.device(device))))
+    return dm.score_images(codes, images, seed)
+
+
+def check_disentanglement(manifest: store.Manifest) -> None:
+    """Disentanglement is scored on the colours of the procedural RGB scenes only."""
+    if manifest.source not in DISENTANGLEMENT_SOURCES or manifest.channels != 3:
+        raise MetricsError(f"disentanglement reads the colours of RGB scenes of the source(s) "
+                           f"{', '.join(DISENTANGLEMENT_SOURCES)}; dataset {manifest.name} is "
+                           f"{manifest.channels}-channel from the source {manifest.source}")
+
+
+def _disentanglement(G, manifest: store.Manifest, opts: Options, device: torch.device) -> tuple[dict, dict, dict]:
+    """(metrics entry, unavailable entry, details) of the disentanglement scores over
+    opts.disentanglement images at the first sampling seed. A generator whose images give
+    the fit nothing to work on (no colour varies) is recorded as unavailable, with the
+    reason, rather than failing the evaluation."""
+    from ganrepro.metrics import disentanglement as dm
+
+    n = opts.disentanglement
+    name = dci_name(n)
+    t0 = time.perf_counter()
+    try:
+        record = measure_disentanglement(G, n, opts.seed, opts.batch_size, device)
+    except MetricsError as err:
+        log.warning("%s not measured: %s", name, err)
+        return {}, {name: str(err)}, {"num_images": n, "seed": opts.seed}
+    scores_ = {k: record.pop(k) for k in dm.SCORE_NAMES}
+    log.info("%s: %s", name, ", ".join(f"{k} {v:.3f}" for k, v in scores_.items()))
+    return {name: scores_}, {}, {**record, "seconds": round(time.perf_counter() - t0, 2)}
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
@@ -160,6 +204,8 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
     t0 = time.perf_counter()
     device = torch.device(opts.device)
     manifest = store.read_manifest(data_dir)
+    if opts.disentanglement:
+        check_disentanglement(manifest)
     G, meta = load_snapshot(snapshot, device)
     res = meta["hparams"].get("resolution")
     if res is not None and res != manifest.resolution:
@@ -183,6 +229,11 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
             log.info("seed %d: %s", seed, ", ".join(f"{k} {v:.4g}" for k, v in _flatten(values).items()))
     finally:
         featurizer.close()
+    details = None
+    if opts.disentanglement:
+        dci, missing, details = _disentanglement(G, manifest, opts, device)
+        per_seed[0].update(dci)
+        unavailable.update(missing)
     return {
         "format": 1, "dataset": manifest.name, "model": meta["model"], "kimg": meta["kimg"],
         "snapshot": str(snapshot), "snapshot_sha256": sha256_file(snapshot),
@@ -191,7 +242,7 @@ def evaluate(snapshot: str | Path, data_dir: str | Path, stats_path: str | Path,
         "extractor": extractor.identity(), "num_real": real.count, "num_gen": sorted(opts.num_gen),
         "metrics": per_seed[0], "unavailable": unavailable,
         "pr_features": PR_FEATURES if "pr" in opts.metrics else None,
-        "noise": _noise(per_seed, seeds),
+        "noise": _noise(per_seed, seeds), "disentanglement": details,
         "seconds": round(time.perf_counter() - t0, 2), "device": device_name(device),
         "versions": {"ganrepro": __version__, "torch": torch.__version__,
                      "clean-fid": importlib.metadata.version("clean-fid"),

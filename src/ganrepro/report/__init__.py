@@ -19,7 +19,7 @@ from ganrepro.settings.registry import has_attention
 
 # Tables written by `ganrepro tables`, each as results/tables/{name}.csv and {name}.tex.
 TABLES = ("table1", "metrics", "noise", "throughput", "hparams", "departures", "datasets", "compute", "environment",
-          "published_fid50k", "pretrained", "claims")
+          "published_fid50k", "pretrained", "claims", "disentanglement")
 # Side files of the tables stage read by `ganrepro render`.
 TABLES_INDEX = "index.json"
 CLAIMS_JSON = "claims.json"

@@ -20,13 +20,14 @@ import yaml
 
 from ganrepro import layout
 from ganrepro.errors import GanreproError
-from ganrepro.protocol import FID_MODES, suffix_count
+from ganrepro.protocol import DCI, FID_MODES, suffix_count
 
 log = logging.getLogger(__name__)
 
 # Display names and order of the measured quantities.
 QUANTITIES = ("FID", "KID", "Precision", "Recall", "IS")
 _METRIC_KEY = re.compile(r"^(fid|kid|pr|is)(\d+k?)$")
+_OTHER_KEY = re.compile(rf"^{DCI}\d+k?$")      # read by report.disentanglement, not a quantity here
 _NOISE_KEY = re.compile(r"^(fid|kid|precision|recall|is)(\d+k?)$")
 _NOISE_NAMES = {"fid": "FID", "kid": "KID", "precision": "Precision", "recall": "Recall", "is": "IS"}
 
@@ -94,7 +95,8 @@ def parse_measurement(raw: Any, path: Path, dataset: str, model: str, seed: int,
     for key, value in raw["metrics"].items():
         match = _METRIC_KEY.match(key)
         if not match:
-            log.warning("%s: ignoring unknown metric %r", path, key)
+            if not _OTHER_KEY.match(key):
+                log.warning("%s: ignoring unknown metric %r", path, key)
             continue
         kind, suffix = match.groups()
         where = f"{path}: metrics.{key}"

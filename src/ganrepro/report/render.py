@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 
 from ganrepro.files import atomic_write, atomic_write_text
-from ganrepro.report import CLAIMS_JSON, FIGURES_INDEX, TABLES, TABLES_INDEX
+from ganrepro.report import CLAIMS_JSON, FIGURES_INDEX, TABLES, TABLES_INDEX, disentanglement
 from ganrepro.report.environment import environment
 from ganrepro.report.inputs import ReportError, Results, read_json
 from ganrepro.report.studies import context as study_context
@@ -95,6 +95,7 @@ def context(results: Results, published: dict[str, Any], tables_dir: Path, figur
         "published": published, "env": environment(results),
         "first_paper_kimg": min(published["paper_claims"]["checkpoints_kimg"]),
         "studies": study_context(claims, results, figures),
+        "disentanglement": disentanglement.context(results),
     }
 
 

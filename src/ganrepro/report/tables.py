@@ -18,7 +18,7 @@ import pandas as pd
 
 from ganrepro.files import atomic_write_text
 from ganrepro.protocol import count_suffix, suffix_count
-from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod
+from ganrepro.report import CLAIMS_JSON, TABLES_INDEX, claims as claimsmod, disentanglement
 from ganrepro.report import statistics as st
 from ganrepro.report.environment import compute_table, environment_table, run_settings
 from ganrepro.report.inputs import QUANTITIES, Measurement, Results, Unavailable, Value
@@ -493,7 +493,7 @@ def write_table(table: Table, out: Path, source: str) -> None:
 def build_tables(results: Results, published: dict) -> tuple[list[Table], list[claimsmod.Claim]]:
     from ganrepro.report import studies
 
-    claims = claimsmod.check_results(results)
+    claims = claimsmod.check_results(results) + disentanglement.claims(results)
     study_tables, study_claims = studies.build(results, published)
     claims += study_claims
     model, settings, devices = run_settings(results)
@@ -502,7 +502,7 @@ def build_tables(results: Results, published: dict) -> tuple[list[Table], list[c
               datasets_table(results),
               compute_table(results), environment_table(results), published_fid50k_table(published),
               pretrained_table(results, published),
-              claims_table(claims)] + study_tables
+              claims_table(claims), disentanglement.table(results, published)] + study_tables
     return tables, claims
 
 
