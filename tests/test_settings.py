@@ -80,6 +80,15 @@ def test_a_process_without_torch_really_cannot_import_it():
     assert proc.returncode != 0 and "ModuleNotFoundError" in proc.stderr
 
 
+def test_the_package_schema_is_the_workflow_schema_itself():
+    """One file: the package ships workflow/schemas/config.schema.yaml through a symlink, so
+    Snakemake's validate() and every command read the same text (an editor that replaces the
+    link by a copy splits them)."""
+    shipped = REPO / "src/ganrepro" / schema.SCHEMA_RESOURCE
+    assert shipped.is_symlink() and shipped.resolve() == (REPO / schema.SCHEMA_DOC).resolve()
+    assert schema.schema_path().resolve() == (REPO / schema.SCHEMA_DOC).resolve()
+
+
 def test_every_model_enum_of_the_schema_is_the_registry():
     found = []
 
