@@ -26,6 +26,18 @@ def test_a_code_equal_to_the_factors_is_perfectly_disentangled(factors):
     assert dm.modularity(factors, factors) > 0.98
 
 
+def test_a_factor_seen_in_a_handful_of_images_is_no_factor(factors):
+    """A colour drawn in 2 of 1,000 images: left out (it would put the held-out R^2 near
+    -1e30, as a generator that almost never draws a colour did), the rest scored as before."""
+    rare = np.zeros((len(factors), 1))
+    rare[[10, 900]] = 1e-3
+    with_rare = np.hstack([factors, rare])
+    assert dm.usable_factors(with_rare).tolist() == [True] * factors.shape[1] + [False]
+    r, plain = dm.dci(factors, with_rare), dm.dci(factors, factors)
+    assert r.informativeness == pytest.approx(plain.informativeness) and r.informativeness > 0.99
+    assert dm.modularity(factors, with_rare) == pytest.approx(dm.modularity(factors, factors))
+
+
 def test_a_code_unrelated_to_the_factors_scores_near_zero(factors):
     codes = np.random.default_rng(1).normal(size=(1000, 40))
     r = dm.dci(codes, factors)

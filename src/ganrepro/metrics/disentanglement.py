@@ -44,6 +44,9 @@ ALPHAS = (0.3, 0.1, 0.03, 0.01)   # Lasso penalties tried (on standardised data)
 R2_SLACK = 0.01           # the largest penalty whose validation R^2 is this close to the best wins
 MIN_R2 = 0.02             # a factor no penalty predicts better than this gets no importances
 TRAIN_FRACTION = 0.8
+MIN_SUPPORT = 0.05        # a factor counts where it is non-zero in this share of both the fitted
+                          # and the held-out images: a colour in a handful of images is no factor,
+                          # and its held-out R^2 (against a spread near 0) runs to -1e30
 BINS = 20                 # histogram bins for mutual information, as disentanglement_lib
 
 
@@ -156,17 +159,33 @@ def fit(X: np.ndarray, Y: np.ndarray, alphas=ALPHAS) -> np.ndarray:
     return W
 
 
+def _cut(n: int, train_fraction: float) -> int:
+    cut = int(round(n * train_fraction))
+    if not 8 <= cut <= n - 2:
+        raise MetricsError(f"train_fraction {train_fraction} leaves too few samples on one side")
+    return cut
+
+
+def usable_factors(factors: np.ndarray, train_fraction: float = TRAIN_FRACTION) -> np.ndarray:
+    """[K] bool: the factors that vary, and are non-zero in at least MIN_SUPPORT of the images,
+    in both the fitted part and the held-out part of the samples."""
+    cut = _cut(len(factors), train_fraction)
+    ok = np.ones(factors.shape[1], dtype=bool)
+    for part in (factors[:cut], factors[cut:]):
+        ok &= (part.std(axis=0) > 0) & ((part != 0).mean(axis=0) >= MIN_SUPPORT)
+    return ok
+
+
 def dci(codes: np.ndarray, factors: np.ndarray, train_fraction: float = TRAIN_FRACTION) -> DCI:
     """DCI of codes [N, D] against factors [N, K]: Lasso importances (see `fit`) from the
     first train_fraction of the samples, informativeness as the mean R^2 on the rest.
-    Factors that never vary carry no information and are dropped."""
+    Only the usable factors count (`usable_factors`): one that never varies, or appears in
+    too few images, carries no information."""
     codes, factors = _check(codes, factors)
-    factors = factors[:, factors.std(axis=0) > 0]
+    cut = _cut(len(codes), train_fraction)
+    factors = factors[:, usable_factors(factors, train_fraction)]
     if factors.shape[1] == 0:
         raise MetricsError("disentanglement: no factor varies over the samples (no coloured objects found?)")
-    cut = int(round(len(codes) * train_fraction))
-    if not 8 <= cut <= len(codes) - 2:
-        raise MetricsError(f"train_fraction {train_fraction} leaves too few samples on one side")
     mx, sx = codes[:cut].mean(0), codes[:cut].std(0)
     my, sy = factors[:cut].mean(0), factors[:cut].std(0)
     X, Y = _standardise(codes[:cut], mx, sx), _standardise(factors[:cut], my, sy)
@@ -203,7 +222,7 @@ def modularity(codes: np.ndarray, factors: np.ndarray, bins: int = BINS) -> floa
     with all but its main factor, relative to the main one; averaged over the codes that
     carry any information. 1 when each code informs about one factor only."""
     codes, factors = _check(codes, factors)
-    factors = factors[:, factors.std(axis=0) > 0]
+    factors = factors[:, usable_factors(factors)]
     if factors.shape[1] < 2:
         raise MetricsError("modularity needs at least two factors that vary over the samples")
     mi = mutual_information(codes, factors, bins)
@@ -238,6 +257,6 @@ def score_images(codes: np.ndarray, images: np.ndarray, seed: int) -> dict:
     factors = colour_areas(images)
     record = scores(codes, factors)
     record.update({"num_images": len(codes), "seed": seed, "codes": int(codes.shape[1]),
-                   "factors": [name for name, sd in zip(FACTOR_NAMES, factors.std(axis=0)) if sd > 0],
+                   "factors": [name for name, ok in zip(FACTOR_NAMES, usable_factors(factors)) if ok],
                    "mean_area": {name: float(a) for name, a in zip(FACTOR_NAMES, factors.mean(axis=0))}})
     return record
