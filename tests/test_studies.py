@@ -241,6 +241,22 @@ def finished(tmp_path_factory):
     return work, plan
 
 
+def test_the_paper_config_plans_every_study_point_model_and_seed(tmp_path):
+    """config/paper.yaml's studies, planned by `snakemake -n`: one training job per snapshot of
+    every point x model x seed (and one evaluation, at the last kimg), as settings.studies
+    expands them; the README states the total."""
+    points = studies.expand(config.load(REPO / "config/paper.yaml"))
+    assert {p.study for p in points} >= {"data-efficiency", "components", "attention-resolutions", "integration"}, points
+    proc = run([str(BIN / "snakemake"), "report", "-n", "--quiet", "rules", "-s", str(REPO / "Snakefile"),
+                "-d", str(tmp_path), "--cores", "1", "--configfile", str(REPO / "config/paper.yaml")])
+    plan = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.M)}
+    assert plan["study_train"] == sum(len(p.models) * len(p.seeds) * len(p.kimg) for p in points), plan
+    assert plan["study_evaluate"] == sum(len(p.models) * len(p.seeds) for p in points), plan
+    gpu_jobs = sum(n for rule, n in plan.items() if rule in {"train", "evaluate", "real_stats", "bench_throughput",
+                                                                "study_train", "study_evaluate"})
+    assert f"plans {gpu_jobs} GPU jobs" in (REPO / "README.md").read_text()
+
+
 @pytest.mark.slow
 def test_the_studies_expand_into_one_job_per_point_model_and_seed(finished):
     _, plan = finished
