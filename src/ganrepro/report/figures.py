@@ -27,9 +27,10 @@ from PIL import Image  # noqa: E402
 from ganrepro.files import atomic_write, atomic_write_text  # noqa: E402
 from ganrepro.images import save_png  # noqa: E402
 from ganrepro.protocol import count_suffix  # noqa: E402
-from ganrepro.report import FIGURES_INDEX  # noqa: E402
+from ganrepro.report import FIGURES_INDEX, study_figure_stem  # noqa: E402
 from ganrepro.report.inputs import Results, ReportError  # noqa: E402
 from ganrepro.settings.registry import MODELS, has_attention, model_label  # noqa: E402
+from ganrepro.settings.studies import FRACTION  # noqa: E402
 
 log = logging.getLogger(__name__)
 PDF_META = {"CreationDate": None, "Producer": None, "Creator": None}
@@ -52,6 +53,37 @@ def _save(fig, out: Path, stem: str, dpi: int = 150) -> list[Path]:
     return paths
 
 
+def _runs_and_mean(ax, runs: list[list[tuple[float, float]]], model: str) -> bool:
+    """Draw one model's runs (each a list of (x, value)) as thin lines, and at each x the mean
+    over the runs bold with a band of ± one standard deviation over them; False when no run
+    has a value."""
+    color, marker = STYLE.get(model, (None, "o"))
+    per_x: dict[float, list[float]] = {}
+    for points in runs:
+        if points:
+            ax.plot(*zip(*points), color=color, linewidth=0.6, alpha=0.45)
+        for x, v in points:
+            per_x.setdefault(x, []).append(v)
+    if not per_x:
+        return False
+    xs = sorted(per_x)
+    means = np.array([np.mean(per_x[x]) for x in xs])
+    sds = np.array([np.std(per_x[x], ddof=1) if len(per_x[x]) > 1 else 0.0 for x in xs])
+    n = min(len(v) for v in per_x.values())
+    ax.plot(xs, means, marker=marker, color=color, linewidth=1.6, markersize=4,
+            label=f"{model_label(model)} (mean of {n})")
+    if n > 1:
+        ax.fill_between(xs, means - sds, means + sds, color=color, alpha=0.15, linewidth=0)
+    return True
+
+
+def _legend_or_nothing(ax, plotted: int) -> None:
+    if plotted:
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "FID was not measured", ha="center", va="center", transform=ax.transAxes)
+
+
 def fid_figure(results: Results, dataset: str, out: Path) -> list[Path]:
     """FID over training: one thin line per training seed, the mean over seeds bold with a
     band of ± one standard deviation over seeds at each checkpoint."""
@@ -59,35 +91,40 @@ def fid_figure(results: Results, dataset: str, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
     plotted = 0
     for model in results.models:
-        color, marker = STYLE.get(model, (None, "o"))
-        per_kimg: dict[int, list[float]] = {}
+        runs = []
         for seed in results.seeds:
             points = [(k, results.measurement(dataset, model, seed, k).get("FID", suffix)) for k in results.kimgs]
-            points = [(k, v) for k, v in points if isinstance(v, float)]
-            if points:
-                ax.plot(*zip(*points), color=color, linewidth=0.6, alpha=0.45)
-            for k, v in points:
-                per_kimg.setdefault(k, []).append(v)
-        if not per_kimg:
-            continue
-        xs = sorted(per_kimg)
-        means = np.array([np.mean(per_kimg[k]) for k in xs])
-        sds = np.array([np.std(per_kimg[k], ddof=1) if len(per_kimg[k]) > 1 else 0.0 for k in xs])
-        n = min(len(v) for v in per_kimg.values())
-        ax.plot(xs, means, marker=marker, color=color, linewidth=1.6, markersize=4,
-                label=f"{model_label(model)} (mean of {n})")
-        if n > 1:
-            ax.fill_between(xs, means - sds, means + sds, color=color, alpha=0.15, linewidth=0)
-        plotted += 1
+            runs.append([(k, v) for k, v in points if isinstance(v, float)])
+        plotted += _runs_and_mean(ax, runs, model)
     ax.set_xlabel("kimg (thousands of real images shown to D)")
     ax.set_ylabel(f"FID{suffix} (lower is better)")
     ax.set_title(f"{dataset}: FID over training")
     ax.grid(alpha=0.3)
-    if plotted:
-        ax.legend(frameon=False, fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "FID was not measured", ha="center", va="center", transform=ax.transAxes)
+    _legend_or_nothing(ax, plotted)
     return _save(fig, out, f"fid_{dataset}")
+
+
+def study_figure(study, out: Path) -> list[Path]:
+    """One study (report.studies.Study): FID against the varied value, a thin line per
+    training run and the mean over runs with a band of ± one sd, per model (the paper's
+    values are in the study's table)."""
+    first = study.first
+    xs = list(range(len(study.points)))
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    plotted = 0
+    for model in study.models:
+        runs = []
+        for seed in first.seeds:
+            points = [(x, study.fid[p.index][model].get(seed)) for x, p in zip(xs, study.points)]
+            runs.append([(x, v) for x, v in points if v is not None])
+        plotted += _runs_and_mean(ax, runs, model)
+    ax.set_xticks(xs, [p.label for p in study.points])
+    ax.set_xlabel(first.vary.replace("_", " ") + (" of the training images" if first.vary == FRACTION else ""))
+    ax.set_ylabel(f"FID{study.suffix} at {first.kimg[-1]} kimg (lower is better)")
+    ax.set_title(f"study {study.name} on {first.dataset}")
+    ax.grid(alpha=0.3)
+    _legend_or_nothing(ax, plotted)
+    return _save(fig, out, study_figure_stem(study.name))
 
 
 def losses_figure(results: Results, dataset: str, out: Path) -> list[Path]:
@@ -186,7 +223,7 @@ def write_figures(results: Results, out: str | Path) -> dict[str, Any]:
                 index["attention"][d][model] = attention_figure(results, d, model, out)[0].name
     from ganrepro.report import studies
 
-    index["studies"] = studies.write_figures(results, out, _save)
+    index["studies"] = {study.name: study_figure(study, out)[0].name for study in studies.collect(results)}
     path = out / FIGURES_INDEX
     atomic_write_text(path, json.dumps(index, indent=2) + "\n")
     log.info("wrote the figures of %d dataset(s) to %s", len(results.datasets), out)

@@ -1,5 +1,6 @@
-"""The studies in the report: per study a figure, a table and, where the paper states a
-direction, a verdict decided across training seeds.
+"""The studies in the report: per study its measurements (`collect`, which report.figures
+draws), a table and, where the paper states a direction, a verdict decided across training
+seeds.
 
 Each study point's runs lie in their own results tree (layout.study_root), which a
 `Results` of the point's config reads like the main one. The value of a run is its FID at
@@ -32,12 +33,12 @@ import pandas as pd
 from ganrepro import layout
 from ganrepro.protocol import count_suffix
 from ganrepro.report import statistics as st
-from ganrepro.report import study_figure_stem, study_table_name
+from ganrepro.report import study_table_name
 from ganrepro.report.claims import NOT_TESTED, Claim, decide, final_fid
 from ganrepro.report.inputs import Results, read_json
 from ganrepro.report.latex import DASH, Notes, Table, show
 from ganrepro.settings import studies as studymod
-from ganrepro.settings.registry import MODELS, has_attention, model_label, with_role
+from ganrepro.settings.registry import has_attention, model_label, with_role
 
 log = logging.getLogger(__name__)
 BASE = with_role("baseline")
@@ -225,7 +226,7 @@ def verdicts(study: Study, resolution: int) -> list[Claim]:
     return []
 
 
-# ---------------------------------------------------------------------------- table and figure
+# ---------------------------------------------------------------------------- table
 
 def study_table(study: Study, published: dict[str, Any]) -> Table:
     first = study.first
@@ -271,55 +272,6 @@ def build(results: Results, published: dict[str, Any]) -> tuple[list[Table], lis
         tables.append(study_table(study, published))
         claims += verdicts(study, resolution)
     return tables, claims
-
-
-def study_figure(study: Study, out: Path, save) -> list[Path]:
-    """FID against the varied value: a thin line per training run, and the mean over runs
-    with a band of ± one sd, per model (the paper's values are in the study's table)."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    first = study.first
-    xs = list(range(len(study.points)))
-    fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    plotted = 0
-    for model in study.models:
-        entry = MODELS.get(model)
-        color, marker = (entry.color, entry.marker) if entry else (None, "o")
-        for seed in first.seeds:
-            pts = [(x, study.fid[p.index][model].get(seed)) for x, p in zip(xs, study.points)]
-            pts = [(x, v) for x, v in pts if v is not None]
-            if pts:
-                ax.plot(*zip(*pts), color=color, linewidth=0.6, alpha=0.45)
-        per = [list(study.fid[p.index][model].values()) for p in study.points]
-        have = [(x, v) for x, v in zip(xs, per) if v]
-        if not have:
-            continue
-        px = [x for x, _ in have]
-        means = np.array([np.mean(v) for _, v in have])
-        sds = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for _, v in have])
-        n = min(len(v) for _, v in have)
-        ax.plot(px, means, marker=marker, color=color, linewidth=1.6, markersize=4,
-                label=f"{model_label(model)} (mean of {n})")
-        if n > 1:
-            ax.fill_between(px, means - sds, means + sds, color=color, alpha=0.15, linewidth=0)
-        plotted += 1
-    ax.set_xticks(xs, [p.label for p in study.points])
-    ax.set_xlabel(first.vary.replace("_", " ") + (" of the training images" if first.vary == studymod.FRACTION else ""))
-    ax.set_ylabel(f"FID{study.suffix} at {first.kimg[-1]} kimg (lower is better)")
-    ax.set_title(f"study {study.name} on {first.dataset}")
-    ax.grid(alpha=0.3)
-    if plotted:
-        ax.legend(frameon=False, fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "FID was not measured", ha="center", va="center", transform=ax.transAxes)
-    return save(fig, out, study_figure_stem(study.name))
-
-
-def write_figures(results: Results, out: Path, save) -> dict[str, str]:
-    """Every study's figure in `out` (`save`: figures.py's writer of PDF + PNG): study name
-    -> its PDF's file name."""
-    return {study.name: study_figure(study, out, save)[0].name for study in collect(results)}
 
 
 def context(claims: list[dict[str, Any]], results: Results, figures: dict[str, Any]) -> list[dict[str, Any]]:
