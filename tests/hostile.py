@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -64,31 +64,46 @@ class Result:
         return [line for line in self.stderr.splitlines() if line.startswith("Error:")]
 
 
+# A fresh interpreter between the test process and the command. A forked child starts with its
+# parent's resident set as its high-water mark, and exec keeps that mark, so a command forked
+# straight from pytest (a gigabyte once torch is loaded) would report pytest's memory as its
+# peak. The launcher forks the command from its own few megabytes, applies the bounds in that
+# child only, and writes the child's exit status, peak resident bytes and CPU seconds to REPORT.
+_LAUNCHER = """
+import json, os, resource, sys
+report, limit, cpu, *cmd = sys.argv[1:]
+pid = os.fork()
+if pid == 0:
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (int(limit), int(limit)))
+        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 5))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.execv(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+with open(report, "w") as f:
+    json.dump([os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime], f)
+"""
+
+
 def run_bounded(args: list[str], *, cwd: str | Path | None = None, env: dict | None = None,
                 extra_gib: float = 1.0, cpu_seconds: int = CPU_SECONDS, stdin: bytes | None = None) -> Result:
     """Run `ganrepro ARGS` under the bounds described in the module doc."""
     vm, rss = baseline()
     limit = vm + int(extra_gib * GIB)
-
-    def limits():
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([str(BIN / "ganrepro"), *map(str, args)], cwd=cwd, stdout=out, stderr=err,
-                                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                env={**os.environ, **_ENV, **(env or {})}, preexec_fn=limits)
-        if stdin is not None:
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch) / "usage.json"
+        subprocess.run([sys.executable, "-c", _LAUNCHER, str(report), str(limit), str(cpu_seconds),
+                        str(BIN / "ganrepro"), *map(str, args)], cwd=cwd, stdout=out, stderr=err,
+                       input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+                       env={**os.environ, **_ENV, **(env or {})}, check=True)
+        rc, peak, cpu = json.loads(report.read_text())
         out.seek(0)
         err.seek(0)
-        peak = usage.ru_maxrss * 1024
-        result = Result(proc.returncode, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"), peak, peak - rss, usage.ru_utime + usage.ru_stime)
+        result = Result(rc, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
+                        peak, peak - rss, cpu)
         _LOG.append((" ".join(map(str, args))[:160], result.rc, result.peak_rss, result.cpu_seconds))
         return result
 

@@ -431,6 +431,17 @@ def _big_member_tgz() -> bytes:
     return buf.getvalue()
 
 
+def test_the_peak_memory_is_the_commands_own_not_the_test_processs():
+    """The bounded command's peak resident memory excludes this process's: a child forked from
+    a large process keeps that process's high-water mark through exec, which once made every
+    refusal here read above 1 GiB in the full suite."""
+    held = np.ones(1536 * MiB, dtype=np.uint8)          # 1.5 GiB resident in the test process
+    result = run_bounded(["data", "prepare", "--help"])
+    assert result.rc == 0 and "Usage:" in result.stdout
+    assert result.peak_rss < 256 * MiB, f"peak resident memory {result.peak_rss / MiB:.0f} MiB"
+    del held
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_hostile_source_is_refused(tmp_path, case):
     build, pattern = CASES[case]
