@@ -23,8 +23,12 @@ from ganrepro.settings.registry import MODELS
 RES = 16
 NAMES = list(MODELS)
 W_SPACE = [n for n in NAMES if n != "dcgan"]          # a mapping to W and a w_avg (not the DCGAN)
-# Every layer reads its own style: not the GAN baseline, whose w enters at the stem only.
-STYLED = [n for n in W_SPACE if n != "gan"]
+# Every layer reads its own style: not the GAN and SAGAN baselines (style off), whose w enters
+# at the stem only.
+STYLED = [n for n in W_SPACE if n not in ("gan", "sagan")]
+# The default --style-mix layers, StyleGAN's coarse styles (4x4 and 8x8) at 16 px: kgan, laid
+# out as the TF code lays out its styles, has two at 4x4 (baselines.py's ws_resolutions).
+COARSE = {"kgan": "0-3"}
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +179,7 @@ def test_truncating_the_dcgan_is_refused(snapshots, tmp_path):
 @pytest.mark.parametrize("name", STYLED)
 def test_style_mix_grid(name, snapshots, tmp_path):
     result = generate(snapshots[name], tmp_path, "--style-mix", "0,1", "2-4", "--seeds", "0-4")
-    assert "3 column seeds, the columns' styles in layers 0-2 (4x4 to 8x8)" in result.stdout
+    assert f"3 column seeds, the columns' styles in layers {COARSE.get(name, '0-2')} (4x4 to 8x8)" in result.stdout
     grid = cells(tmp_path / "style-mix.png", 3, 4)
     seed = {s: pixels(tmp_path / f"seed{s:04d}.png") for s in range(5)}
     assert not grid[0, 0].any()

@@ -8,6 +8,7 @@ ganrepro.settings.hparams (and repeated in the config schema, which `test_schema
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import math
@@ -98,7 +99,10 @@ def test_commands_refuse_out_of_bounds_config(command, changes, pattern, tmp_pat
 
 def test_the_bounds_accept_their_own_maxima():
     """The largest allowed values validate (the bounds refuse only beyond them)."""
-    hp = {k: v for k, v in hparams.HPARAM_MAXIMA.items() if k not in ("start_res", "mbstd_group", "heads")}
+    fields = {f.name for f in dataclasses.fields(hparams.GANformerConfig)}
+    hp = {k: v for k, v in hparams.HPARAM_MAXIMA.items()
+          if k in fields and k not in ("start_res", "mbstd_group", "heads")}
+    assert "channel_max" in hp and "merge_res" not in hp
     cfg = config.resolve({
         "datasets": {"toy": {**TOY, "num_images": limits.NUM_IMAGES_MAX, "seed": limits.SEED_MAX}},
         "models": ["ganformer-duplex"], "hparams": {"ganformer-duplex": hp},
