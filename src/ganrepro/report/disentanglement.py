@@ -125,7 +125,7 @@ def table(results: Results, published: dict[str, Any]) -> Table:
                                        *(f"{c} {k}" for c in COLUMNS for k in ("mean", "sd")),
                                        *(f"paper {c}" for c in COLUMNS)])
     return Table("disentanglement", "Disentanglement (Table 3's scores) on the shapes colour-area proxy, beside the "
-                 "paper's", data, pd.DataFrame(shown, columns=columns), notes, "ll" + "r" * (len(columns) - 2))
+                 "paper's Table 3", data, pd.DataFrame(shown, columns=columns), notes, "ll" + "r" * (len(columns) - 2))
 
 
 def compare(model: str, found: dict[str, dict[int, dict[str, float]]], n: int) -> tuple[str, str, dict[str, Any]]:
