@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -86,6 +86,77 @@ def _table1_groups(results: Results, published: dict) -> list[tuple[str | None, 
     return groups + [(None, [m]) for m in results.models if m not in placed]
 
 
+_TABLE1_QUANTITIES = ("FID", "IS", "Precision", "Recall")
+
+
+def _our_rows(results: Results, model: str, notes: Notes) -> Iterator[tuple[dict, dict]]:
+    """Table 1's rows (CSV row, displayed row) of our last checkpoint of `model`, one per
+    dataset: mean ± sd over the training seeds at the largest sample count measured."""
+    for dataset in results.datasets:
+        m = results.last(dataset, model, results.seeds[0])
+        suffix = _final_suffix(m)
+        n = suffix_count(suffix) if suffix else None
+        what = f"this run: {dataset}, {m.kimg} kimg" + (f", {n:,} samples" if n else "")
+        row = {"Model": model_label(model), "Result": what, "source": "this pipeline"}
+        disp = dict(row)
+        for q in _TABLE1_QUANTITIES:
+            if suffix is None:
+                row[header(q)], disp[header(q)] = None, DASH
+                continue
+            fields, text = across_seeds(seed_values(results, dataset, model, q, suffix), q, notes)
+            row[header(q)], row[f"{header(q)} sd"] = fields["mean"], fields["sd"]
+            row[f"{header(q)} n"] = fields["n"]
+            disp[header(q)] = text
+        yield row, disp
+
+
+def _published_rows(model: str, published: dict, notes: Notes) -> Iterator[tuple[dict, dict]]:
+    """Table 1's rows of the paper's mean over its datasets and of the replication, for `model`."""
+    sources, means, repl = published["sources"], published["paper_means"], published["replication_fid"]
+    if model in means["models"]:
+        p = means["models"][model]
+        mark = notes.mark(f"paper: {means['note']}; {sources[means['source']]['text']}",
+                          sources[means["source"]]["cite"])
+        row = {"Model": model_label(model), "Result": "paper, mean of 4 datasets",
+               "source": sources[means["source"]]["text"],
+               header("FID"): p["fid"], header("IS"): p["is"],
+               header("Precision"): p["precision"], header("Recall"): p["recall"]}
+        yield row, {**row, "Result": row["Result"] + mark,
+                    **{header(q): show(row[header(q)]) for q in _TABLE1_QUANTITIES}}
+    if model in repl["models"]:
+        mark = notes.mark(f"replication, FID only: {repl['note']}", sources[repl["source"]]["cite"])
+        for rkey, label in repl["datasets"].items():
+            fid = repl["models"][model].get(rkey)
+            row = {"Model": model_label(model), "Result": f"replication, {label}, {repl['kimg']} kimg",
+                   "source": sources[repl["source"]]["text"], header("FID"): fid}
+            yield row, {**row, "Result": row["Result"] + mark, header("FID"): show(fid),
+                        **{header(q): DASH for q in ("IS", "Precision", "Recall")}}
+
+
+def _readme_row(key: str, published: dict, notes: Notes) -> tuple[dict, dict]:
+    """Table 1's row of the official README's FID-50k for the paper's row `key` (one cell,
+    one CSV column per dataset)."""
+    readme, src = published["official_fid50k"], published["sources"][published["official_fid50k"]["source"]]
+    uncertain = {(u["model"], u["dataset"]): u["note"] for u in readme.get("uncertain", [])}
+    values = readme["models"][key]
+    label = readme.get("labels", {}).get(key, key)
+    row = {"Model": label, "Result": "official README, FID-50k", "source": src["text"],
+           **dict(zip(_readme_columns(published), values))}
+    fids = [show(v) + (notes.mark(uncertain[(key, d)]) if (key, d) in uncertain else "")
+            for d, v in zip(readme["datasets"], values)]
+    label_marks = notes.mark(uncertain[(key, "all")]) if (key, "all") in uncertain else ""
+    if not any(MODELS[m].published_as == key for m in MODELS):
+        label_marks += notes.mark("not a model of this pipeline, so only its published values (see the text)")
+    return row, {"Model": label + label_marks,
+                 "Result": row["Result"] + notes.mark(f"{src['text']}; {readme['note']}; the FID cell "
+                                                      f"lists {' / '.join(readme['datasets'])}", src["cite"]),
+                 header("FID"): " / ".join(fids), **{header(q): DASH for q in ("IS", "Precision", "Recall")}}
+
+
+def _readme_columns(published: dict) -> list[str]:
+    return [f"README FID-50k {d}" for d in published["official_fid50k"]["datasets"]]
+
+
 def table1(results: Results, published: dict) -> Table:
     """The paper's Table 1 regenerated, row by row (GAN, k-GAN, SAGAN, StyleGAN2, VQGAN,
     GANformer, as config/published.yaml's official_fid50k lists them): for every model
@@ -93,68 +164,15 @@ def table1(results: Results, published: dict) -> Table:
     runs), the paper's and the replication's values where published; for every row, the
     official README's FID-50k on its four datasets (one cell; one CSV column each). A row
     no model of this pipeline reports under (VQGAN) keeps only its published values."""
-    notes, rows, shown = Notes(), [], []
-    sources = published["sources"]
-    means, repl, readme = published["paper_means"], published["replication_fid"], published["official_fid50k"]
-    uncertain = {(u["model"], u["dataset"]): u["note"] for u in readme.get("uncertain", [])}
-    readme_cols = [f"README FID-50k {d}" for d in readme["datasets"]]
-    quantities = ("FID", "IS", "Precision", "Recall")
+    notes, pairs = Notes(), []
     for key, trained in _table1_groups(results, published):
         for model in trained:
-            for dataset in results.datasets:
-                m = results.last(dataset, model, results.seeds[0])
-                suffix = _final_suffix(m)
-                n = suffix_count(suffix) if suffix else None
-                what = f"this run: {dataset}, {m.kimg} kimg" + (f", {n:,} samples" if n else "")
-                row = {"Model": model_label(model), "Result": what, "source": "this pipeline"}
-                disp = dict(row)
-                for q in quantities:
-                    if suffix is None:
-                        row[header(q)], disp[header(q)] = None, DASH
-                        continue
-                    fields, text = across_seeds(seed_values(results, dataset, model, q, suffix), q, notes)
-                    row[header(q)], row[f"{header(q)} sd"] = fields["mean"], fields["sd"]
-                    row[f"{header(q)} n"] = fields["n"]
-                    disp[header(q)] = text
-                rows.append(row)
-                shown.append(disp)
-            if model in means["models"]:
-                p = means["models"][model]
-                mark = notes.mark(f"paper: {means['note']}; {sources[means['source']]['text']}",
-                                  sources[means["source"]]["cite"])
-                row = {"Model": model_label(model), "Result": "paper, mean of 4 datasets",
-                       "source": sources[means["source"]]["text"],
-                       header("FID"): p["fid"], header("IS"): p["is"],
-                       header("Precision"): p["precision"], header("Recall"): p["recall"]}
-                rows.append(row)
-                shown.append({**row, "Result": row["Result"] + mark,
-                              **{header(q): show(row[header(q)]) for q in quantities}})
-            if model in repl["models"]:
-                mark = notes.mark(f"replication, FID only: {repl['note']}", sources[repl["source"]]["cite"])
-                for rkey, label in repl["datasets"].items():
-                    fid = repl["models"][model].get(rkey)
-                    row = {"Model": model_label(model), "Result": f"replication, {label}, {repl['kimg']} kimg",
-                           "source": sources[repl["source"]]["text"], header("FID"): fid}
-                    rows.append(row)
-                    shown.append({**row, "Result": row["Result"] + mark, header("FID"): show(fid),
-                                  **{header(q): DASH for q in ("IS", "Precision", "Recall")}})
-        if key is None:
-            continue
-        values = readme["models"][key]
-        label = readme.get("labels", {}).get(key, key)
-        src = sources[readme["source"]]
-        row = {"Model": label, "Result": "official README, FID-50k", "source": src["text"],
-               **dict(zip(readme_cols, values))}
-        fids = [show(v) + (notes.mark(uncertain[(key, d)]) if (key, d) in uncertain else "")
-                for d, v in zip(readme["datasets"], values)]
-        label_marks = notes.mark(uncertain[(key, "all")]) if (key, "all") in uncertain else ""
-        if not any(MODELS[m].published_as == key for m in MODELS):
-            label_marks += notes.mark("not a model of this pipeline, so only its published values (see the text)")
-        rows.append(row)
-        shown.append({"Model": label + label_marks,
-                      "Result": row["Result"] + notes.mark(f"{src['text']}; {readme['note']}; the FID cell "
-                                                           f"lists {' / '.join(readme['datasets'])}", src["cite"]),
-                      header("FID"): " / ".join(fids), **{header(q): DASH for q in ("IS", "Precision", "Recall")}})
+            pairs += _our_rows(results, model, notes)
+            pairs += _published_rows(model, published, notes)
+        if key is not None:
+            pairs.append(_readme_row(key, published, notes))
+    rows, shown = [row for row, _ in pairs], [disp for _, disp in pairs]
+    quantities, readme_cols = _TABLE1_QUANTITIES, _readme_columns(published)
     cols = ["Model", "Result"] + [header(q) for q in quantities]
     extra = [f"{header(q)} {x}" for q in quantities for x in ("sd", "n")]
     notes.line("this run: mean ± standard deviation over the training seeds, with the number of runs in "
