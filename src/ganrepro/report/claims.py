@@ -59,11 +59,11 @@ class Inputs:
     missing_reason: str | None = None                       # why FID could not be used at all
 
 
-def _fmt(x: float | None, digits: int = 2) -> str:
+def format_number(x: float | None, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}"
 
 
-def _seeds_text(d: st.Difference) -> str:
+def seeds_needed_text(d: st.Difference) -> str:
     if d.seeds_needed is None:
         return "the seeds needed cannot be estimated (no spread measured, or no difference)"
     if d.seeds_needed > st.MAX_SEEDS:
@@ -86,21 +86,21 @@ def decide(d: st.Difference, said: str, better: str, worse: str, quantity: str) 
         one = [model_label(m) for m, s in ((better, d.better), (worse, d.worse)) if s.n < 2]
         return INCONCLUSIVE, (f"{said}; one training run of {' and '.join(one)}: a verdict needs at least two "
                               "training seeds per model (config key seeds)")
-    said += (f"; {quantity} of {model_label(worse)} minus {model_label(better)}: {_fmt(d.estimate)}, "
-             f"{st.LEVEL:.0%} interval [{_fmt(d.low)}, {_fmt(d.high)}] (Welch t, {_fmt(d.df, 1)} df); "
+    said += (f"; {quantity} of {model_label(worse)} minus {model_label(better)}: {format_number(d.estimate)}, "
+             f"{st.LEVEL:.0%} interval [{format_number(d.low)}, {format_number(d.high)}] (Welch t, {format_number(d.df, 1)} df); "
              f"P({model_label(better)} better) = {d.p_improvement:.2f} over pairs of runs")
     verdict = st.verdict(d)
     if verdict == SUPPORTED:
         return verdict, said + "; the interval excludes 0 in the claimed direction"
     if verdict == NOT_SUPPORTED:
         return verdict, said + "; the interval excludes 0 against the claim"
-    return verdict, said + f"; the interval contains 0: {_seeds_text(d)}"
+    return verdict, said + f"; the interval contains 0: {seeds_needed_text(d)}"
 
 
 def _summary_text(model: str, values: dict[int, float]) -> str:
     s = st.summarize(list(values.values()))
-    spread = f" ± {_fmt(s.sd)}" if s.sd is not None else ""
-    return f"{model_label(model)} {_fmt(s.mean)}{spread} (n = {s.n})"
+    spread = f" ± {format_number(s.sd)}" if s.sd is not None else ""
+    return f"{model_label(model)} {format_number(s.mean)}{spread} (n = {s.n})"
 
 
 def compare(better: str, worse: str, data: Inputs) -> tuple[str, str, dict[str, Any]]:
@@ -147,7 +147,7 @@ def faster(model: str, data: Inputs) -> tuple[str, str, dict[str, Any]]:
                 k = float(data.kimg)
             kimgs[m][seed] = k
     d = st.difference(list(kimgs[model].values()), list(kimgs[BASE].values()))
-    said = (f"target: FID{data.suffix} {_fmt(target)}, the worst of StyleGAN2's runs at {data.kimg} kimg; kimg "
+    said = (f"target: FID{data.suffix} {format_number(target)}, the worst of StyleGAN2's runs at {data.kimg} kimg; kimg "
             f"to reach it, mean ± sd over training seeds: {_summary_text(model, kimgs[model])}, "
             f"{_summary_text(BASE, kimgs[BASE])}")
     if censored[model]:
@@ -175,7 +175,7 @@ def attention_cost(model: str, data: Inputs) -> tuple[str, str, dict[str, Any]]:
     said = (f"training steps timed alone and interleaved on {bench.get('device', 'one device')}, "
             f"{len(ratios)} rounds: {model_label(model)} {bench['models'][model]['img_per_sec']:.1f} img/s, "
             f"StyleGAN2 {bench['models'][BASE]['img_per_sec']:.1f} img/s; ratio {ratio:.2f}, {st.LEVEL:.0%} "
-            f"interval [{_fmt(low)}, {_fmt(high)}] (the claim holds here at a ratio of {AFFORDABLE_RATIO:.2f} "
+            f"interval [{format_number(low)}, {format_number(high)}] (the claim holds here at a ratio of {AFFORDABLE_RATIO:.2f} "
             "or more)")
     if low is None:
         return INCONCLUSIVE, said + "; one round gives no interval", numbers

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ganrepro import protocol
 from ganrepro.report import statistics as st
-from ganrepro.report.claims import BASE, DUPLEX, NOT_TESTED, SIMPLEX, Claim, _fmt, _seeds_text
+from ganrepro.report.claims import BASE, DUPLEX, NOT_TESTED, SIMPLEX, Claim, format_number, seeds_needed_text
 from ganrepro.report.inputs import ReportError, Results
 from ganrepro.report.latex import DASH, Notes, Table
 from ganrepro.settings.registry import model_label
@@ -145,19 +145,19 @@ def compare(model: str, found: dict[str, dict[int, dict[str, float]]], n: int) -
                    difference=d.estimate, interval=[d.low, d.high], level=st.LEVEL, df=d.df,
                    p_improvement=d.p_improvement, seeds_needed=d.seeds_needed)
     said = (f"D over {n} images at the last checkpoint, mean ± sd over training seeds: {model_label(model)} "
-            f"{_fmt(d.worse.mean, 3)} ± {_fmt(d.worse.sd, 3)} (n = {d.worse.n}), StyleGAN2 {_fmt(d.better.mean, 3)} "
-            f"± {_fmt(d.better.sd, 3)} (n = {d.better.n}); I = {info[model]:.3f} and {info[BASE]:.3f}")
+            f"{format_number(d.worse.mean, 3)} ± {format_number(d.worse.sd, 3)} (n = {d.worse.n}), StyleGAN2 {format_number(d.better.mean, 3)} "
+            f"± {format_number(d.better.sd, 3)} (n = {d.better.n}); I = {info[model]:.3f} and {info[BASE]:.3f}")
     if min(d.worse.n, d.better.n) < 2:
         return st.INCONCLUSIVE, said + "; a verdict needs at least two training seeds per model", numbers
-    said += (f"; D of {model_label(model)} minus StyleGAN2: {_fmt(d.estimate, 3)}, {st.LEVEL:.0%} interval "
-             f"[{_fmt(d.low, 3)}, {_fmt(d.high, 3)}] (Welch t, {_fmt(d.df, 1)} df); P({model_label(model)} more "
+    said += (f"; D of {model_label(model)} minus StyleGAN2: {format_number(d.estimate, 3)}, {st.LEVEL:.0%} interval "
+             f"[{format_number(d.low, 3)}, {format_number(d.high, 3)}] (Welch t, {format_number(d.df, 1)} df); P({model_label(model)} more "
              f"disentangled) = {d.p_improvement:.2f} over pairs of runs")
     verdict = st.verdict(d)
     if verdict == st.SUPPORTED:
         return verdict, said + "; the interval excludes 0 in the claimed direction", numbers
     if verdict == st.NOT_SUPPORTED:
         return verdict, said + "; the interval excludes 0 against the claim", numbers
-    return verdict, said + f"; the interval contains 0: {_seeds_text(d)}", numbers
+    return verdict, said + f"; the interval contains 0: {seeds_needed_text(d)}", numbers
 
 
 def claims(results: Results) -> list[Claim]:
